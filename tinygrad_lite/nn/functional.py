@@ -1,0 +1,122 @@
+"""Activations and losses as functions of tensors, as in `torch.nn.functional`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygrad_lite import ops
+from tinygrad_lite.rng import generator
+from tinygrad_lite.tensor import Tensor, as_tensor
+
+
+def relu(x: Tensor) -> Tensor:
+    return x.relu()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.sigmoid()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return x.leaky_relu(negative_slope)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.softmax(axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.log_softmax(axis)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, with weight of shape (out_features, in_features) as in PyTorch."""
+    x = as_tensor(x, weight)
+    return ops.Linear.apply(x, weight) if bias is None else ops.Linear.apply(x, weight, bias)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Inverted dropout: zero each value with probability p and scale the rest by 1/(1-p)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    keep = generator().random(x.shape) >= p
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    return x * (keep * scale).astype(x.dtype)
+
+
+# ---- losses ------------------------------------------------------------------------------------
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if input.shape != target.shape:
+        raise ValueError(
+            f"{name}: input has shape {input.shape} but target has shape {target.shape}; "
+            "expected the same shape (reshape the target, e.g. y.reshape(-1, 1))"
+        )
+
+
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """J = mean((input - target)^2)."""
+    target = as_tensor(target, input)
+    _check("mse_loss", input, target, reduction)
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean of -(y log p + (1-y) log(1-p)) over probabilities p in [0, 1]."""
+    target = as_tensor(target, input)
+    _check("binary_cross_entropy", input, target, reduction)
+    return _reduce(ops.BinaryCrossEntropy.apply(input, target), reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """BCE of sigmoid(x), written as max(x, 0) - x*y + log(1 + exp(-|x|)) so large |x| cannot overflow."""
+    target = as_tensor(target, input)
+    _check("binary_cross_entropy_with_logits", input, target, reduction)
+    loss = input.relu() - input * target + (1 + (-input.abs()).exp()).log()
+    return _reduce(loss, reduction)
+
+
+def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean over examples of -log softmax(logits)[true class]; targets are integer class indices."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    labels = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if input.ndim != 2:
+        raise ValueError(f"cross_entropy: input must be logits of shape (N, C), got shape {input.shape}")
+    n, classes = input.shape
+    if labels.shape != (n,):
+        raise ValueError(
+            f"cross_entropy: target has shape {labels.shape}, expected ({n},) class indices for "
+            f"input of shape {input.shape}"
+        )
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(labels == np.round(labels)):
+            raise ValueError(f"cross_entropy: target must hold integer class indices, got dtype {labels.dtype}")
+        labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        bad = labels[(labels < 0) | (labels >= classes)][0]
+        raise ValueError(f"cross_entropy: target class {bad} is out of range for {classes} classes (0..{classes - 1})")
+    picked = input.log_softmax(axis=1)[np.arange(n), labels.astype(np.intp)]
+    return _reduce(-picked, reduction)

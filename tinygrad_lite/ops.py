@@ -1,0 +1,413 @@
+"""The primitive ops. Each one's forward and backward sit side by side; every other op is derived.
+
+`backward(grad)` returns one gradient per tensor input, shaped like that input.
+Binary ops broadcast like numpy, and `unbroadcast` is the one place that undoes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_lite.tensor import Function
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `grad` over the axes that broadcasting added or stretched, so it has `shape` again."""
+    if grad.shape == shape:
+        return grad
+    added = grad.ndim - len(shape)
+    stretched = tuple(added + i for i, n in enumerate(shape) if n == 1 and grad.shape[added + i] != 1)
+    return grad.sum(axis=tuple(range(added)) + stretched).reshape(shape)
+
+
+def _broadcast_shape(op: str, a: np.ndarray, b: np.ndarray) -> None:
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"{op}: shapes {a.shape} and {b.shape} do not broadcast; each trailing dimension "
+            "must match or be 1"
+        ) from None
+
+
+# ---- binary arithmetic -------------------------------------------------------------------------
+
+
+class Add(Function):
+    def forward(self, a, b):
+        _broadcast_shape("add", a, b)
+        self.save_for_backward(a.shape, b.shape)
+        return a + b
+
+    def backward(self, grad):
+        a_shape, b_shape = self.saved
+        return unbroadcast(grad, a_shape), unbroadcast(grad, b_shape)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        _broadcast_shape("sub", a, b)
+        self.save_for_backward(a.shape, b.shape)
+        return a - b
+
+    def backward(self, grad):
+        a_shape, b_shape = self.saved
+        return unbroadcast(grad, a_shape), unbroadcast(-grad, b_shape)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        _broadcast_shape("mul", a, b)
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.saved
+        return unbroadcast(grad * b, a.shape), unbroadcast(grad * a, b.shape)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        _broadcast_shape("div", a, b)
+        self.save_for_backward(a, b)
+        return a / b
+
+    def backward(self, grad):
+        a, b = self.saved
+        grad_a = grad / b
+        return unbroadcast(grad_a, a.shape), unbroadcast(-grad_a * a / b, b.shape)
+
+
+class Pow(Function):
+    def forward(self, base, exponent):
+        _broadcast_shape("pow", base, exponent)
+        out = base**exponent
+        self.save_for_backward(base, exponent, out)
+        return out
+
+    def backward(self, grad):
+        base, exponent, out = self.saved
+        grad_base = unbroadcast(grad * exponent * base ** (exponent - 1), base.shape)
+        if not self.inputs[1].requires_grad:
+            return grad_base, None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad_exponent = grad * out * np.log(base)
+        return grad_base, unbroadcast(grad_exponent, exponent.shape)
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(
+                f"matmul: shapes {a.shape} and {b.shape} are not aligned; expected (..., n, k) @ "
+                f"(..., k, m) with the same k, got k = {a.shape[-1] if a.ndim else None} and "
+                f"{b.shape[-2 if b.ndim > 1 else 0] if b.ndim else None}"
+            )
+        self.save_for_backward(a, b)
+        return a @ b
+
+    def backward(self, grad):
+        a, b = self.saved
+        # Treat vectors as matrices so one rule covers every case, then drop the added axes.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = grad
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        grad_a = g2 @ np.swapaxes(b2, -1, -2)
+        grad_b = np.swapaxes(a2, -1, -2) @ g2
+        if a.ndim == 1:
+            grad_a = grad_a.reshape(grad_a.shape[:-2] + grad_a.shape[-1:])
+        if b.ndim == 1:
+            grad_b = grad_b[..., 0]
+        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+
+
+class Linear(Function):
+    """y = x @ W.T + b in one node, so the trace shows dW and db where the article does."""
+
+    def forward(self, x, weight, bias=None):
+        if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"linear: input has shape {x.shape} but weight has shape {weight.shape}; "
+                f"expected the input's last dimension to be in_features = {weight.shape[1]}"
+            )
+        self.save_for_backward(x, weight)
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, grad):
+        x, weight = self.saved
+        g2 = grad.reshape(-1, grad.shape[-1])
+        dx = grad @ weight
+        dW = g2.T @ x.reshape(-1, x.shape[-1])
+        if len(self.inputs) == 2:
+            return dx, dW
+        return dx, dW, g2.sum(axis=0)
+
+
+# ---- elementwise unary -------------------------------------------------------------------------
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class Exp(Function):
+    def forward(self, x):
+        out = np.exp(x)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        (out,) = self.saved
+        return (grad * out,)
+
+
+class Log(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.log(x)
+
+    def backward(self, grad):
+        (x,) = self.saved
+        return (grad / x,)
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        out = np.sqrt(x)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        (out,) = self.saved
+        return (grad / (2 * out),)
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.abs(x)
+
+    def backward(self, grad):
+        (x,) = self.saved
+        return (grad * np.sign(x),)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        out = np.tanh(x)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        (out,) = self.saved
+        return (grad * (1 - out * out),)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        # 0.5 * (1 + tanh(x/2)) equals 1 / (1 + exp(-x)) but never overflows.
+        out = 0.5 * (1 + np.tanh(0.5 * x))
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        (out,) = self.saved
+        return (grad * out * (1 - out),)
+
+
+class Relu(Function):
+    def forward(self, x):
+        self.save_for_backward(x > 0)
+        return np.maximum(x, 0)
+
+    def backward(self, grad):
+        (positive,) = self.saved
+        return (grad * positive,)
+
+
+class LeakyRelu(Function):
+    def forward(self, x, slope):
+        positive = x > 0
+        self.save_for_backward(positive, slope)
+        return np.where(positive, x, x * slope)
+
+    def backward(self, grad):
+        positive, slope = self.saved
+        return (np.where(positive, grad, grad * slope),)
+
+
+class Clip(Function):
+    def forward(self, x, lo, hi):
+        out = np.clip(x, lo, hi)
+        self.save_for_backward(out == x)
+        return out
+
+    def backward(self, grad):
+        (inside,) = self.saved
+        return (grad * inside,)
+
+
+# ---- reductions --------------------------------------------------------------------------------
+
+
+def _expand_reduced(grad: np.ndarray, shape: tuple[int, ...], axis, keepdims: bool) -> np.ndarray:
+    """Give a reduction's output grad back the reduced axes as size-1 dims."""
+    if axis is None or keepdims:
+        return grad.reshape([1] * len(shape)) if axis is None and not keepdims else grad
+    return np.expand_dims(grad, axis)
+
+
+class Sum(Function):
+    def forward(self, x, axis=None, keepdims=False):
+        self.save_for_backward(x.shape, axis, keepdims)
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    def backward(self, grad):
+        shape, axis, keepdims = self.saved
+        return (np.broadcast_to(_expand_reduced(grad, shape, axis, keepdims), shape),)
+
+
+class Max(Function):
+    """Max over `axis`; tied maxima share the gradient equally, as PyTorch's `amax` does."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        if x.size == 0:
+            raise ValueError(f"max: cannot reduce an empty tensor of shape {x.shape}")
+        out = np.max(x, axis=axis, keepdims=True)
+        self.save_for_backward(x == out, axis, keepdims)
+        return out if keepdims else np.squeeze(out, axis=axis)
+
+    def backward(self, grad):
+        is_max, axis, keepdims = self.saved
+        share = is_max / np.sum(is_max, axis=axis, keepdims=True)
+        return (share * _expand_reduced(grad, is_max.shape, axis, keepdims),)
+
+
+# ---- movement ----------------------------------------------------------------------------------
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.save_for_backward(x.shape)
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {shape}") from None
+
+    def backward(self, grad):
+        (shape,) = self.saved
+        return (grad.reshape(shape),)
+
+
+class Transpose(Function):
+    def forward(self, x, axes=None):
+        self.save_for_backward(axes)
+        return np.transpose(x, axes)
+
+    def backward(self, grad):
+        (axes,) = self.saved
+        return (np.transpose(grad, None if axes is None else np.argsort(axes)),)
+
+
+def _is_basic_index(index) -> bool:
+    """True when indexing cannot pick an element twice, so backward may assign instead of add."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(
+        p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
+        or (isinstance(p, np.ndarray) and p.dtype == np.bool_)
+        for p in parts
+    )
+
+
+class GetItem(Function):
+    def forward(self, x, index):
+        self.save_for_backward(x.shape, x.dtype, index)
+        return x[index]
+
+    def backward(self, grad):
+        shape, dtype, index = self.saved
+        out = np.zeros(shape, dtype=dtype)
+        if _is_basic_index(index):
+            out[index] = grad
+        else:
+            np.add.at(out, index, grad)  # an integer array may pick the same element twice
+        return (out,)
+
+
+class Concatenate(Function):
+    def forward(self, *arrays, axis=0):
+        self.save_for_backward(np.cumsum([a.shape[axis] for a in arrays])[:-1], axis)
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, grad):
+        split_points, axis = self.saved
+        return tuple(np.split(grad, split_points, axis=axis))
+
+
+class Where(Function):
+    def forward(self, a, b, condition):
+        self.save_for_backward(condition, a.shape, b.shape)
+        return np.where(condition, a, b)
+
+    def backward(self, grad):
+        condition, a_shape, b_shape = self.saved
+        zero = np.zeros((), dtype=grad.dtype)
+        return (unbroadcast(np.where(condition, grad, zero), a_shape),
+                unbroadcast(np.where(condition, zero, grad), b_shape))
+
+
+# ---- softmax -----------------------------------------------------------------------------------
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis=-1):
+        shifted = x - np.max(x, axis=axis, keepdims=True)  # exp never overflows
+        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        self.save_for_backward(out, axis)
+        return out
+
+    def backward(self, grad):
+        out, axis = self.saved
+        return (grad - np.exp(out) * np.sum(grad, axis=axis, keepdims=True),)
+
+
+class Softmax(Function):
+    def forward(self, x, axis=-1):
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        out = e / np.sum(e, axis=axis, keepdims=True)
+        self.save_for_backward(out, axis)
+        return out
+
+    def backward(self, grad):
+        out, axis = self.saved
+        return (out * (grad - np.sum(grad * out, axis=axis, keepdims=True)),)
+
+
+# ---- losses that need their own backward -------------------------------------------------------
+
+
+class BinaryCrossEntropy(Function):
+    """-(y log p + (1-y) log(1-p)), each log clamped at -100 as PyTorch does so p = 0 or 1 stays finite."""
+
+    def forward(self, p, y):
+        if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > 1):
+            raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
+                             "for raw scores use binary_cross_entropy_with_logits")
+        self.save_for_backward(p, y)
+        with np.errstate(divide="ignore"):
+            return -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100))
+
+    def backward(self, grad):
+        p, y = self.saved
+        return grad * (p - y) / np.maximum(p * (1 - p), 1e-12), None

@@ -1,0 +1,325 @@
+"""`Optimizer`: param groups, flat buffers, backend dispatch and state dicts, shared by every rule.
+
+Each param group's parameters of one dtype live in one contiguous buffer (`_FlatChunk`), and so
+do their grads and optimizer state, with the tensors' `.data` and `.grad` as views into them.
+A step is then one call of the update rule over the whole buffer, whichever backend runs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from tinygrad_lite.tensor import Tensor, _FlatLink
+
+BACKENDS = ("numpy", "numba")
+DEFAULT_BACKEND = "numpy"
+
+
+def implementation(rule: str, backend: str) -> Callable[..., None]:
+    """The function that applies update `rule` for `backend`: the numpy reference or the fused kernel."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}, expected one of {BACKENDS}")
+    module = importlib.import_module("tinygrad_lite.optim." + ("functional" if backend == "numpy" else "kernels"))
+    return getattr(module, rule)
+
+
+class _FlatChunk:
+    """One param group's parameters of one dtype, laid out in contiguous buffers."""
+
+    def __init__(self, params: list[Tensor], state_names: tuple[str, ...]) -> None:
+        self.params = params
+        self.link = _FlatLink()
+        dtype = params[0].dtype
+        sizes = [p.size for p in params]
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        total = int(bounds[-1])
+        self.param_buf = np.empty(total, dtype)
+        self.grad_buf = np.zeros(total, dtype)
+        self.state_bufs = {name: np.zeros(total, dtype) for name in state_names}
+
+        def views(buf: np.ndarray) -> list[np.ndarray]:
+            return [buf[lo:hi].reshape(p.shape) for p, lo, hi in zip(params, bounds[:-1], bounds[1:])]
+
+        self.param_views = views(self.param_buf)
+        self.grad_views = views(self.grad_buf)
+        self.state_views = {name: views(buf) for name, buf in self.state_bufs.items()}
+        self.step_count = 0  # shared by every parameter while they all step together
+        self.per_param_steps: list[int] | None = None  # once a step skipped some parameters
+        self.attach()
+
+    def attach(self) -> None:
+        """Point every parameter's `.data` and `.grad` at this chunk's views, copying current values in."""
+        for p, data_view, grad_view in zip(self.params, self.param_views, self.grad_views):
+            if p._data is not data_view:
+                if p._data.shape != data_view.shape or p._data.dtype != data_view.dtype:
+                    raise ValueError(
+                        f"a parameter's data changed from shape {data_view.shape} {data_view.dtype} to "
+                        f"{p._data.shape} {p._data.dtype} after it was given to the optimizer; its state "
+                        "no longer fits (create a new optimizer for the new parameters)"
+                    )
+                np.copyto(data_view, p._data)
+                p._data = data_view
+            if p._flat_link is not None and p._flat_link is not self.link:
+                p._flat_link.stale = True  # another optimizer held it; that one re-attaches on its next step
+            grad = p._grad
+            if grad is not None and grad is not grad_view:
+                np.copyto(grad_view, grad, casting="same_kind")
+            p._grad = None if grad is None else grad_view
+            p._flat_link, p._grad_view = self.link, grad_view
+        self.link.n_grads = sum(p._grad is not None for p in self.params)
+        self.link.stale = False
+
+    def all_have_grads(self) -> bool:
+        return self.link.n_grads == len(self.params)
+
+    def steps(self) -> list[int]:
+        """Each parameter's step count."""
+        return list(self.per_param_steps or [self.step_count] * len(self.params))
+
+    def set_steps(self, steps: list[int]) -> None:
+        uniform = len(set(steps)) <= 1
+        self.step_count = steps[0] if uniform and steps else 0
+        self.per_param_steps = None if uniform else steps
+
+
+class Optimizer:
+    """Base class: holds `param_groups` and per-parameter `state`, and dispatches `step()` to a backend.
+
+    As in PyTorch, except that `state_dict()` returns copies, because the update rules
+    modify state in place, and that all state is allocated (as zeros) when a parameter is added.
+    """
+
+    rule: str = ""  # name of the update function in functional.py and kernels.py
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], backend: str | None = None,
+                 skip_nonfinite: bool = False) -> None:
+        backend = DEFAULT_BACKEND if backend is None else backend
+        self._update = implementation(self.rule, backend)
+        self.backend = backend
+        self.defaults = defaults
+        self.skip_nonfinite = skip_nonfinite
+        self.skipped_steps = 0
+        self.param_groups: list[dict[str, Any]] = []
+        self._chunks: list[list[_FlatChunk]] = []
+        groups = list(params) if not isinstance(params, Tensor) else [params]
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list; pass model.parameters()")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        self._validate(defaults)
+        for group in groups:
+            self.add_param_group(group)
+
+    # ---- construction --------------------------------------------------------------------------
+
+    def _validate(self, hyper: dict[str, Any]) -> None:
+        """Raise ValueError naming any hyperparameter outside its valid range."""
+        name = type(self).__name__
+        if "lr" in hyper and not hyper["lr"] >= 0:
+            raise ValueError(f"{name}: invalid learning rate lr={hyper['lr']}, expected lr >= 0")
+        if "eps" in hyper and not hyper["eps"] > 0:
+            raise ValueError(f"{name}: invalid eps={hyper['eps']}, expected eps > 0")
+        if "weight_decay" in hyper and not hyper["weight_decay"] >= 0:
+            raise ValueError(f"{name}: invalid weight_decay={hyper['weight_decay']}, expected >= 0")
+        for key in ("beta", "momentum", "dampening"):
+            if key in hyper and not 0 <= hyper[key] < (1 if key == "beta" else float("inf")):
+                raise ValueError(f"{name}: invalid {key}={hyper[key]}, expected "
+                                 + ("0 <= beta < 1" if key == "beta" else f"{key} >= 0"))
+        if "betas" in hyper:
+            betas = hyper["betas"]
+            if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+                raise ValueError(f"{name}: invalid betas={betas}, expected two values in [0, 1)")
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Add parameters with their own hyperparameters (missing ones come from the defaults)."""
+        if "params" not in group:
+            raise ValueError("add_param_group: the group dict needs a 'params' entry")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: a param group has an empty parameter list")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: params must be Tensors, got {type(p).__name__} at index {i}")
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: parameter {i} of shape {p.shape} does not require grad")
+            if not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: parameter {i} is not a leaf tensor (detach it first)")
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: parameter {i} of shape {p.shape} appears twice; "
+                                 "a tensor may be in only one param group, once")
+            seen.add(id(p))
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)} in param group, "
+                             f"expected some of {sorted(self.defaults)}")
+        full = {**self.defaults, **group, "params": params}
+        self._validate(full)
+        by_dtype: dict[np.dtype, list[Tensor]] = {}
+        for p in params:
+            by_dtype.setdefault(p.dtype, []).append(p)
+        self._chunks.append([_FlatChunk(ps, self.state_names) for ps in by_dtype.values()])
+        self.param_groups.append(full)
+
+    # ---- the step ------------------------------------------------------------------------------
+
+    def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        """The keyword arguments of the update rule for a parameter at `step` (1 on the first step)."""
+        raise NotImplementedError
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a grad, using its group's hyperparameters."""
+        loss = closure() if closure is not None else None
+        if self.skip_nonfinite and not self._grads_finite():
+            self.skipped_steps += 1
+            return loss
+        for group, chunks in zip(self.param_groups, self._chunks):
+            for chunk in chunks:
+                self._step_chunk(group, chunk)
+        return loss
+
+    def _grads_finite(self) -> bool:
+        for chunks in self._chunks:
+            for chunk in chunks:
+                if chunk.link.stale:
+                    chunk.attach()
+                grads = [chunk.grad_buf] if chunk.all_have_grads() else [p._grad for p in chunk.params]
+                if not all(g is None or np.isfinite(g).all() for g in grads):
+                    return False
+        return True
+
+    def _step_chunk(self, group: dict[str, Any], chunk: _FlatChunk) -> None:
+        if chunk.link.stale:
+            chunk.attach()
+        if chunk.per_param_steps is None and chunk.all_have_grads():
+            # The common case: one call over the whole buffer.
+            chunk.step_count += 1
+            self._update(chunk.param_buf, chunk.grad_buf, *chunk.state_bufs.values(),
+                         **self._hyperparameters(group, chunk.step_count))
+            return
+        # Some parameters have no grad: update the others one by one, since PyTorch skips them.
+        steps = chunk.steps()
+        for i, p in enumerate(chunk.params):
+            if p._grad is None:
+                continue
+            steps[i] += 1
+            states = [views[i] for views in chunk.state_views.values()]
+            self._update(chunk.param_views[i], chunk.grad_views[i], *states,
+                         **self._hyperparameters(group, steps[i]))
+        chunk.set_steps(steps)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the grads of all parameters: to None (the default, as in PyTorch) or to zeros."""
+        for chunks in self._chunks:
+            for chunk in chunks:
+                for p in chunk.params:
+                    if set_to_none:
+                        p.grad = None
+                    elif p._grad is not None:
+                        p._grad[...] = 0
+
+    # ---- state ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> dict[Tensor, dict[str, Any]]:
+        """Per-parameter state: `step` and views of the state arrays (live, not copies)."""
+        result: dict[Tensor, dict[str, Any]] = {}
+        for chunks in self._chunks:
+            for chunk in chunks:
+                for i, (p, step) in enumerate(zip(chunk.params, chunk.steps())):
+                    entry: dict[str, Any] = {"step": step}
+                    entry.update((name, views[i]) for name, views in chunk.state_views.items())
+                    result[p] = entry
+        return result
+
+    def _locate(self) -> list[tuple[_FlatChunk, int]]:
+        """(chunk, index in chunk) for every parameter, in state-dict order (groups, then params)."""
+        places = []
+        for group, chunks in zip(self.param_groups, self._chunks):
+            where = {id(p): (chunk, i) for chunk in chunks for i, p in enumerate(chunk.params)}
+            places.extend(where[id(p)] for p in group["params"])
+        return places
+
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot: {'state': {index: {'step', arrays...}}, 'param_groups': [{hyperparameters, 'params'}]}.
+
+        As PyTorch's, with parameters numbered across groups; parameters never stepped are left out.
+        """
+        state = {}
+        for index, (chunk, i) in enumerate(self._locate()):
+            step = chunk.steps()[i]
+            if step:
+                entry: dict[str, Any] = {"step": step}
+                entry.update((name, views[i].copy()) for name, views in chunk.state_views.items())
+                state[index] = entry
+        groups, start = [], 0
+        for group in self.param_groups:
+            n = len(group["params"])
+            hyper = {k: v for k, v in group.items() if k != "params"}
+            groups.append({**hyper, "params": list(range(start, start + n))})
+            start += n
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a `state_dict()`; everything is checked before anything changes."""
+        name = type(self).__name__
+        try:
+            saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        except (KeyError, TypeError):
+            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'") from None
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved_groups)} param groups, "
+                             f"this optimizer has {len(self.param_groups)}")
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved.get("params", ())) != len(group["params"]):
+                raise ValueError(f"{name}.load_state_dict: param group {i} has {len(saved.get('params', ()))} "
+                                 f"parameters in the state dict, {len(group['params'])} here")
+            unknown = set(saved) - set(group)
+            if unknown:
+                raise ValueError(f"{name}.load_state_dict: param group {i} has unknown keys {sorted(unknown)}")
+            self._validate(saved)
+        places = self._locate()
+        updates = []
+        for index, entry in saved_state.items():
+            if not isinstance(index, (int, np.integer)) or not 0 <= index < len(places):
+                raise ValueError(f"{name}.load_state_dict: state for parameter {index!r}, but there are "
+                                 f"{len(places)} parameters")
+            chunk, i = places[index]
+            expected = {"step", *self.state_names}
+            if set(entry) != expected:
+                raise ValueError(f"{name}.load_state_dict: state of parameter {index} has keys {sorted(entry)}, "
+                                 f"expected {sorted(expected)}")
+            step = entry["step"]
+            if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+                raise ValueError(f"{name}.load_state_dict: parameter {index} has step {step!r}, expected an int >= 0")
+            for key in self.state_names:
+                value = np.asarray(entry[key])
+                if value.shape != chunk.params[i].shape:
+                    raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has shape {value.shape}, "
+                                     f"expected {chunk.params[i].shape}")
+            updates.append((chunk, i, int(step), entry))
+        for group, saved in zip(self.param_groups, saved_groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        steps = {id(chunk): [0] * len(chunk.params) for chunk, _ in places}
+        for chunk, _ in places:  # parameters absent from the saved state start fresh, as in PyTorch
+            for buf in chunk.state_bufs.values():
+                buf[...] = 0
+        for chunk, i, step, entry in updates:
+            steps[id(chunk)][i] = step
+            for key, views in chunk.state_views.items():
+                np.copyto(views[i], np.asarray(entry[key]), casting="unsafe")
+        for chunk, _ in places:
+            chunk.set_steps(steps[id(chunk)])
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} (backend={self.backend!r})"]
+        for i, group in enumerate(self.param_groups):
+            hyper = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
+            lines.append(f"  group {i}: {len(group['params'])} params, {hyper}")
+        return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""The update rules as optimizers, in order of increasing complexity.
+
+Each class only names its rule and state and turns its hyperparameters and the step count into
+the scalars the rule takes; `Optimizer` in base.py does the rest. The equations are in the
+docstrings of the matching functions in functional.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from tinygrad_lite.optim.base import Optimizer
+
+
+class SGD(Optimizer):
+    """Gradient descent, W -= lr*dW, with PyTorch's momentum, dampening, nesterov and weight_decay.
+
+    With the whole dataset as one batch this is the article's (batch) gradient descent; with
+    batch_size=1 it is stochastic gradient descent. The first momentum step sets buf = dW, as in PyTorch.
+    """
+
+    rule = "sgd"
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0, *, backend: str | None = None,
+                 skip_nonfinite: bool = False) -> None:
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, "
+                             f"got momentum={momentum}, dampening={dampening}")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay)
+        super().__init__(params, defaults, backend, skip_nonfinite)
+
+    def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return dict(lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+                    nesterov=group["nesterov"], weight_decay=group["weight_decay"], first_step=step == 1)
+
+
+class Momentum(Optimizer):
+    """The article's Momentum: v = beta*v + (1-beta)*dW; W -= lr*v, with v starting at 0.
+
+    Equal to SGD(momentum=beta) with its lr multiplied by (1-beta), except on the first step,
+    where SGD sets its buffer to dW instead of (1-beta)*dW.
+    """
+
+    rule = "momentum"
+    state_names = ("velocity",)
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.01, beta: float = 0.9, *, backend: str | None = None,
+                 skip_nonfinite: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, beta=beta), backend, skip_nonfinite)
+
+    def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return dict(lr=group["lr"], beta=group["beta"])
+
+
+class RMSProp(Optimizer):
+    """RMSProp: s = beta*s + (1-beta)*dW^2; W -= lr*dW/(sqrt(s)+eps), s starting at 0.
+
+    The same as `torch.optim.RMSprop(alpha=beta)` (eps outside the square root).
+    """
+
+    rule = "rmsprop"
+    state_names = ("square_avg",)
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.01, beta: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, *, backend: str | None = None, skip_nonfinite: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay), backend, skip_nonfinite)
+
+    def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return dict(lr=group["lr"], beta=group["beta"], eps=group["eps"], weight_decay=group["weight_decay"])
+
+
+class Adam(Optimizer):
+    """Adam: Momentum's and RMSProp's moving averages together, each divided by (1 - beta^t).
+
+    `weight_decay` adds weight_decay*W to dW, as in `torch.optim.Adam`.
+    """
+
+    rule = "adam"
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, *, backend: str | None = None,
+                 skip_nonfinite: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), backend,
+                         skip_nonfinite)
+
+    def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        beta1, beta2 = group["betas"]
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                    bias_correction1=1 - beta1**step, bias_correction2=1 - beta2**step)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: W -= lr*weight_decay*W, then the Adam step without decay."""
+
+    rule = "adamw"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, *, backend: str | None = None,
+                 skip_nonfinite: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, backend=backend, skip_nonfinite=skip_nonfinite)

@@ -1,0 +1,575 @@
+"""The reverse-mode engine: `Tensor`, the `Function` protocol its ops follow, and graph modes.
+
+A Tensor wraps a numpy array. When an op runs on tensors that require grad, it records a
+`Function` node holding its inputs and whatever it saved for backward. `Tensor.backward`
+walks those nodes in reverse topological order and calls each node's `backward`.
+The primitive ops live in `ops.py`; this file holds only the machinery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+_grad_enabled = True
+# Set by tinygrad_lite.inspect.trace() and tinygrad_lite.anomaly.detect_anomaly(); None costs one check.
+_backward_observer: Callable[[Tensor, Function, np.ndarray, tuple], None] | None = None
+_creation_observer: Callable[[Tensor, Function], None] | None = None
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Run the block without recording a graph, like `torch.no_grad()`."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside `no_grad()`."""
+    return _grad_enabled
+
+
+class Function:
+    """One recorded op: `forward` maps arrays to an array, `backward` maps the output's grad to input grads.
+
+    `backward` returns one gradient (or None) per tensor input, already reduced to that
+    input's shape. `apply` runs forward and, when grad is needed, links the node into the graph.
+    """
+
+    __slots__ = ("inputs", "saved", "kwargs", "created_at")
+
+    def __init__(self) -> None:
+        self.inputs: tuple[Tensor, ...] | None = ()
+        self.saved: tuple = ()
+        self.kwargs: dict = {}
+        self.created_at: str | None = None
+
+    def save_for_backward(self, *values: Any) -> None:
+        self.saved = values
+
+    def forward(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **kwargs: Any) -> Tensor:
+        ctx = cls()
+        out = Tensor._make(ctx.forward(*[t._data for t in inputs], **kwargs))
+        if _grad_enabled and any(t.requires_grad for t in inputs):
+            ctx.inputs = inputs
+            ctx.kwargs = kwargs
+            out.requires_grad = True
+            out._ctx = ctx
+            if _creation_observer is not None:
+                _creation_observer(out, ctx)
+        return out
+
+    @property
+    def name(self) -> str:
+        """The op's name as the Tensor method is called: `MatMul` -> `matmul`."""
+        return type(self).__name__.lower()
+
+    def release(self) -> None:
+        """Drop inputs and saved arrays so the graph below is freed; a later backward raises."""
+        self.inputs = None
+        self.saved = ()
+
+
+class _FlatLink:
+    """Shared between an optimizer's flat buffer and its parameters, so a step checks one object.
+
+    `n_grads` counts members whose `.grad` currently points into the flat grad buffer;
+    `stale` is set when a member's `.data` was rebound away from its view.
+    """
+
+    __slots__ = ("n_grads", "stale")
+
+    def __init__(self) -> None:
+        self.n_grads = 0
+        self.stale = False
+
+
+def _to_array(data: Any, dtype: Any) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data._data
+    if dtype is not None:
+        return np.array(data, dtype=dtype)
+    if isinstance(data, np.ndarray):
+        return data.astype(np.float32) if data.dtype == np.float16 else data
+    if isinstance(data, np.generic):
+        return np.asarray(data)
+    array = np.asarray(data)
+    # Python scalars and lists default to float32, PyTorch's default dtype; bools stay bool.
+    return array if array.dtype == np.bool_ else array.astype(np.float32)
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it, so `backward()` can compute grads.
+
+    Differs from PyTorch in that `.data` and `.grad` are plain numpy arrays, and Python
+    lists of ints become float32 (use a numpy integer array for class labels).
+    """
+
+    __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name",
+                 "_flat_link", "_grad_view", "__weakref__")
+    __array_priority__ = 1000  # so `ndarray + Tensor` defers to Tensor.__radd__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        array = _to_array(data, dtype)
+        if requires_grad and not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(
+                f"Tensor(requires_grad=True) needs floating-point data, got dtype {array.dtype}; "
+                "gradients are only defined for float32 or float64 (integer data such as class labels "
+                "must use requires_grad=False)"
+            )
+        self._data = array
+        self._grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx: Function | None = None
+        self._hooks: list | None = None
+        self._retains_grad = False
+        self.name: str | None = None
+        self._flat_link: _FlatLink | None = None
+        self._grad_view: np.ndarray | None = None
+
+    @classmethod
+    def _make(cls, array: np.ndarray) -> Tensor:
+        """Wrap an op's output without re-validating it: the hot path of every forward."""
+        t = cls.__new__(cls)
+        t._data = array if isinstance(array, np.ndarray) else np.asarray(array)
+        t._grad = None
+        t.requires_grad = False
+        t._ctx = None
+        t._hooks = None
+        t._retains_grad = False
+        t.name = None
+        t._flat_link = None
+        t._grad_view = None
+        return t
+
+    # ---- data and grad -------------------------------------------------------------------------
+
+    @property
+    def data(self) -> np.ndarray:
+        """The underlying numpy array; writes to it are not tracked by autograd."""
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = np.asarray(value)
+        if self._flat_link is not None:
+            self._flat_link.stale = True  # the optimizer re-attaches it to its flat buffer next step
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        """The accumulated gradient, same shape and dtype as `.data`, or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        if value is None:
+            if self._grad is not None and self._flat_link is not None:
+                self._flat_link.n_grads -= 1
+            self._grad = None
+            return
+        value = np.asarray(value)
+        if value.shape != self._data.shape:
+            raise ValueError(
+                f"assigned grad has shape {value.shape}, expected the tensor's shape {self._data.shape}"
+            )
+        if self._grad_view is not None and not self._flat_link.stale:
+            # Keep the grad inside the optimizer's flat buffer so its fused step stays one call.
+            if self._grad is None:
+                self._flat_link.n_grads += 1
+            np.copyto(self._grad_view, value)
+            self._grad = self._grad_view
+        else:
+            self._grad = value.astype(self._data.dtype, copy=False)
+
+    def _accumulate_grad(self, grad: np.ndarray) -> None:
+        if self._grad is None:
+            self.grad = grad if grad.dtype == self._data.dtype else grad.astype(self._data.dtype)
+            if self._grad is grad:
+                self._grad = grad.copy()  # the backward pass may share this array with another tensor
+        elif self._grad is self._grad_view:
+            self._grad += grad  # in place, so the flat buffer stays current
+        else:
+            self._grad = self._grad + grad
+
+    # ---- properties ----------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def size(self) -> int:
+        return self._data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded op (parameters and inputs)."""
+        return self._ctx is None
+
+    @property
+    def grad_fn(self) -> Function | None:
+        """The Function that produced this tensor, or None for a leaf."""
+        return self._ctx
+
+    def numpy(self) -> np.ndarray:
+        """The data as a numpy array (shared, not copied)."""
+        return self._data
+
+    def item(self) -> float | int | bool:
+        """The single value of a size-1 tensor as a Python number."""
+        if self._data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self._data.item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self._data)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if dtype is not None and dtype != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data, outside the graph."""
+        return Tensor._make(self._data)
+
+    def zero_grad(self) -> None:
+        """Set `.grad` to None."""
+        self.grad = None
+
+    def __repr__(self) -> str:
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self._data, precision=4, separator=", ", threshold=20)
+        return f"Tensor({body}, dtype={self._data.dtype}{extra})"
+
+    __hash__ = object.__hash__  # comparisons return tensors, so hash by identity
+
+    # ---- arithmetic (numbers and arrays on either side are wrapped first) ------------------------
+
+    def __add__(self, other: Any) -> Tensor:
+        return ops.Add.apply(self, as_tensor(other, self))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.Add.apply(as_tensor(other, self), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.Sub.apply(self, as_tensor(other, self))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.Sub.apply(as_tensor(other, self), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(self, as_tensor(other, self))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(as_tensor(other, self), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(self, as_tensor(other, self))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(as_tensor(other, self), self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        return ops.Pow.apply(self, as_tensor(exponent, self))
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return ops.Pow.apply(as_tensor(base, self), self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.MatMul.apply(self, as_tensor(other, self))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.MatMul.apply(as_tensor(other, self), self)
+
+    def __neg__(self) -> Tensor:
+        return ops.Neg.apply(self)
+
+    # Comparisons give boolean tensors outside the graph.
+    def __lt__(self, other: Any) -> Tensor:
+        return Tensor._make(self._data < as_tensor(other, self)._data)
+
+    def __le__(self, other: Any) -> Tensor:
+        return Tensor._make(self._data <= as_tensor(other, self)._data)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return Tensor._make(self._data > as_tensor(other, self)._data)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return Tensor._make(self._data >= as_tensor(other, self)._data)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return Tensor._make(self._data == as_tensor(other, self)._data)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return Tensor._make(self._data != as_tensor(other, self)._data)
+
+    def matmul(self, other: Any) -> Tensor:
+        """Matrix product with numpy's `@` rules (vectors, batches)."""
+        return self @ other
+
+    # ---- elementwise -----------------------------------------------------------------------------
+
+    def exp(self) -> Tensor:
+        return ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return ops.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        return ops.Abs.apply(self)
+
+    def tanh(self) -> Tensor:
+        return ops.Tanh.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        """1 / (1 + exp(-x)), computed without overflow."""
+        return ops.Sigmoid.apply(self)
+
+    def relu(self) -> Tensor:
+        return ops.Relu.apply(self)
+
+    def leaky_relu(self, slope: float = 0.01) -> Tensor:
+        """x where x > 0, else slope * x."""
+        return ops.LeakyRelu.apply(self, slope=slope)
+
+    def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
+        """Limit values to [lo, hi]; the gradient is zero where a value was clipped."""
+        return ops.Clip.apply(self, lo=lo, hi=hi)
+
+    # ---- reductions ------------------------------------------------------------------------------
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Sum divided by the number of elements reduced (nan for an empty reduction, as numpy)."""
+        total = self.sum(axis=axis, keepdims=keepdims)
+        count = self.size // max(total.size, 1) if self.size else 0
+        return total * (1 / count if count else float("nan"))
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return -((-self).max(axis=axis, keepdims=keepdims))
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        """exp(x) / sum(exp(x)) along `axis`, shifted by the max so it cannot overflow."""
+        return ops.Softmax.apply(self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """x - logsumexp(x) along `axis`, computed stably."""
+        return ops.LogSoftmax.apply(self, axis=axis)
+
+    # ---- movement --------------------------------------------------------------------------------
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """Accepts `reshape(2, 3)` and `reshape((2, 3))`; one dimension may be -1."""
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = tuple(shape[0])
+        return ops.Reshape.apply(self, shape=tuple(int(n) for n in shape))
+
+    def flatten(self) -> Tensor:
+        return self.reshape(-1)
+
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
+        """Permute axes (all reversed when none are given), as `np.transpose`."""
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = tuple(axes[0])
+        return ops.Transpose.apply(self, axes=tuple(axes) if axes else None)
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def __getitem__(self, index: Any) -> Tensor:
+        """Basic slices, integer arrays and boolean masks, as numpy indexes."""
+        if isinstance(index, Tensor):
+            index = index._data
+        elif isinstance(index, tuple):
+            index = tuple(i._data if isinstance(i, Tensor) else i for i in index)
+        elif isinstance(index, list):
+            index = np.asarray(index)
+        return ops.GetItem.apply(self, index=index)
+
+    @staticmethod
+    def concatenate(values: Sequence[Any], axis: int = 0) -> Tensor:
+        """Join tensors along an existing axis."""
+        return ops.Concatenate.apply(*tensors(values), axis=axis)
+
+    @staticmethod
+    def stack(values: Sequence[Any], axis: int = 0) -> Tensor:
+        """Join tensors along a new axis."""
+        parts = tensors(values)
+        if not parts:
+            raise ValueError("stack: needs at least one tensor")
+        axis = axis if axis >= 0 else axis + parts[0].ndim + 1
+        return Tensor.concatenate([p.reshape(p.shape[:axis] + (1,) + p.shape[axis:]) for p in parts], axis)
+
+    @staticmethod
+    def where(condition: Any, a: Any, b: Any) -> Tensor:
+        """Elementwise `a if condition else b`; the condition gets no gradient."""
+        a, b = tensors([a, b])
+        condition = np.asarray(condition._data if isinstance(condition, Tensor) else condition, dtype=bool)
+        return ops.Where.apply(a, b, condition=condition)
+
+    # ---- backward ------------------------------------------------------------------------------
+
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
+
+        Visits nodes in reverse topological order, so each node's grad is complete
+        (all its uses summed) before it is passed on. Frees the graph unless `retain_graph`.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad; "
+                "create the leaves with requires_grad=True and run outside no_grad()"
+            )
+        if grad is None:
+            if self._data.size != 1:
+                raise ValueError(
+                    f"backward() without a grad needs a size-1 output, got shape {self.shape}; "
+                    "pass grad= of the same shape, or reduce first (e.g. .sum() or .mean())"
+                )
+            grad = np.ones_like(self._data)
+        else:
+            grad = np.asarray(grad._data if isinstance(grad, Tensor) else grad, dtype=self._data.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward() grad has shape {grad.shape}, expected {self.shape}")
+
+        grads: dict[int, np.ndarray] = {id(self): grad}
+        observer = _backward_observer
+        for node in reversed(_topological_order(self)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._hooks:
+                for hook in node._hooks.values():
+                    result = hook(g)
+                    if result is not None:
+                        g = np.asarray(result)
+            ctx = node._ctx
+            if ctx is None or node._retains_grad:
+                node._accumulate_grad(g)
+            if ctx is None:
+                continue
+            input_grads = ctx.backward(g)
+            if observer is not None:
+                observer(node, ctx, g, input_grads)
+            for parent, parent_grad in zip(ctx.inputs, input_grads):
+                if parent_grad is None or not parent.requires_grad:
+                    continue
+                key = id(parent)
+                grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+            if not retain_graph:
+                ctx.release()
+
+    # ---- hooks ---------------------------------------------------------------------------------
+
+    def register_hook(self, fn: Callable[[np.ndarray], Any]) -> RemovableHandle:
+        """Call `fn(grad)` when this tensor's grad is computed; a returned array replaces the grad."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook() on a tensor that does not require grad")
+        if self._hooks is None:
+            self._hooks = {}
+        return RemovableHandle(self._hooks, fn)
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf tensor after backward."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self._retains_grad = True
+
+
+class RemovableHandle:
+    """Returned by hook registration; `.remove()` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, registry: dict, fn: Callable) -> None:
+        RemovableHandle._next_id += 1
+        self._registry, self._key = registry, RemovableHandle._next_id
+        registry[self._key] = fn
+
+    def remove(self) -> None:
+        self._registry.pop(self._key, None)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Inputs before outputs, found with an explicit stack so deep graphs need no recursion."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is None:
+            continue
+        if ctx.inputs is None:
+            raise RuntimeError(
+                f"backward through the graph a second time: the {ctx.name} node's saved values were "
+                "freed after the first backward(); pass retain_graph=True to the first call"
+            )
+        for parent in ctx.inputs:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def as_tensor(value: Any, like: Tensor) -> Tensor:
+    """`value` as a Tensor; a Python number takes `like`'s float dtype, as in PyTorch."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (int, float, bool)) and np.issubdtype(like.dtype, np.floating):
+        return Tensor._make(np.asarray(value, dtype=like.dtype))
+    if isinstance(value, (np.ndarray, np.generic)):
+        return Tensor._make(np.asarray(value))
+    return Tensor(value)
+
+
+def tensors(values: Sequence[Any]) -> list[Tensor]:
+    """Each value as a Tensor, numbers taking the dtype of the first tensor among them."""
+    like = next((v for v in values if isinstance(v, Tensor)), None)
+    return [as_tensor(v, like) if like is not None else Tensor(v) for v in values]
+
+
+from tinygrad_lite import ops  # noqa: E402  (ops subclasses Function, so it must come after it)
