@@ -112,10 +112,10 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = grad
+        if b.ndim == 1:  # first, so that a vector @ vector's 0-d grad becomes (1, 1)
+            g2 = np.expand_dims(g2, -1)
         if a.ndim == 1:
             g2 = np.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
         grad_a = g2 @ np.swapaxes(b2, -1, -2)
         grad_b = np.swapaxes(a2, -1, -2) @ g2
         if a.ndim == 1:
