@@ -411,3 +411,18 @@ class BinaryCrossEntropy(Function):
     def backward(self, grad):
         p, y = self.saved
         return grad * (p - y) / np.maximum(p * (1 - p), 1e-12), None
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """max(x, 0) - x*y + log(1 + exp(-|x|)), the BCE of sigmoid(x), finite for any |x|.
+
+    One node rather than relu/abs/exp/log: those kinks would give the gradient -y at x = 0, not sigmoid(0) - y.
+    """
+
+    def forward(self, x, y):
+        self.save_for_backward(x, y)
+        return np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+
+    def backward(self, grad):
+        x, y = self.saved
+        return grad * (0.5 * (1 + np.tanh(0.5 * x)) - y), -grad * x

@@ -94,8 +94,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str 
     """BCE of sigmoid(x), written as max(x, 0) - x*y + log(1 + exp(-|x|)) so large |x| cannot overflow."""
     target = as_tensor(target, input)
     _check("binary_cross_entropy_with_logits", input, target, reduction)
-    loss = input.relu() - input * target + (1 + (-input.abs()).exp()).log()
-    return _reduce(loss, reduction)
+    return _reduce(ops.BinaryCrossEntropyWithLogits.apply(input, target), reduction)
 
 
 def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
