@@ -26,11 +26,15 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0, *, backend: str | None = None,
                  skip_nonfinite: bool = False) -> None:
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, "
-                             f"got momentum={momentum}, dampening={dampening}")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay)
         super().__init__(params, defaults, backend, skip_nonfinite)
+
+    def _validate(self, hyper: dict[str, Any]) -> None:
+        super()._validate(hyper)
+        # Checked per group too: with momentum 0 the rule would silently ignore nesterov=True.
+        if hyper.get("nesterov") and (hyper.get("momentum", 0) <= 0 or hyper.get("dampening", 0) != 0):
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, "
+                             f"got momentum={hyper.get('momentum')}, dampening={hyper.get('dampening')}")
 
     def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         return dict(lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
@@ -40,8 +44,9 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """The article's Momentum: v = beta*v + (1-beta)*dW; W -= lr*v, with v starting at 0.
 
-    Equal to SGD(momentum=beta) with its lr multiplied by (1-beta), except on the first step,
-    where SGD sets its buffer to dW instead of (1-beta)*dW.
+    Equal at every step to SGD(momentum=beta, lr=lr*(1-beta)), whose buffer is v/(1-beta). The dampened
+    SGD(momentum=beta, dampening=beta, lr=lr) is the same average except for its first step, which sets
+    buf = dW instead of (1-beta)*dW; the difference in the buffer then decays as beta^t * dW_1.
     """
 
     rule = "momentum"
