@@ -153,6 +153,16 @@ def test_npy_path_is_streamed_not_loaded(big_npy, shuffle):
     assert peak < 0.1 * file_size, f"peak allocation {peak / 1e6:.1f} MB for a {file_size / 1e6:.0f} MB file"
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batches_from_disk_are_writable_in_memory_copies(tmp_path, shuffle):
+    np.save(tmp_path / "X.npy", np.arange(20, dtype=np.float32).reshape(10, 2))
+    loader = data.DataLoader(tmp_path / "X.npy", np.arange(10), batch_size=4, shuffle=shuffle)
+    for xb, _ in loader:
+        assert xb.flags.writeable and not np.shares_memory(xb, loader.X)
+        xb -= 1  # e.g. normalising a batch in place must neither fail nor touch the file
+    np.testing.assert_array_equal(np.load(tmp_path / "X.npy")[:, 0], np.arange(0, 20, 2))
+
+
 def test_memmap_input_is_streamed(big_npy):
     x_path, _ = big_npy
     X = np.load(x_path, mmap_mode="r")

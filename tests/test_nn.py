@@ -38,6 +38,18 @@ def test_named_parameters_use_dotted_names_in_definition_order():
     assert all(p.requires_grad for p in params)
 
 
+def test_lists_of_modules_and_plain_tensors():
+    class Blocks(nn.Module):
+        def __init__(self) -> None:
+            self.blocks = [nn.Linear(2, 2), nn.Linear(2, 1)]
+            self.scale = Tensor(np.ones(1, np.float32), requires_grad=True)
+            self.constant = Tensor(np.ones(1, np.float32))  # no grad: not a parameter
+
+    names = [name for name, _ in Blocks().named_parameters()]
+    # A module's own tensors come before its submodules', as in PyTorch.
+    assert names == ["scale", "blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias"]
+
+
 def test_shared_parameter_is_listed_once():
     shared = nn.Linear(2, 2)
     model = nn.Sequential(shared, nn.ReLU(), shared)

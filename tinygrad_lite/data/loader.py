@@ -64,6 +64,10 @@ class DataLoader:
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
             rows = order[lo:hi] if self.shuffle else slice(lo, hi)
-            # np.asarray turns a memory-mapped slice into an in-memory batch; in-memory views stay views.
-            xb = np.asarray(self.X[rows])
-            yield xb, (None if self.y is None else np.asarray(self.y[rows]))
+            yield _batch(self.X, rows), (None if self.y is None else _batch(self.y, rows))
+
+
+def _batch(array: np.ndarray, rows: Any) -> np.ndarray:
+    # A slice of a memory map is still a (read-only) view of the file, so copy it into memory;
+    # in-memory arrays give views for slices and copies for shuffled rows, as numpy does.
+    return np.array(array[rows]) if isinstance(array, np.memmap) else np.asarray(array[rows])
