@@ -112,6 +112,23 @@ def test_pow_gradient_wrt_exponent_and_constant_base():
     check_grads(lambda t: t ** np.array([2.0, -1.0]), _away_from_zero(x))
 
 
+def test_pow_gradients_at_zero_base_match_torch():
+    x = Tensor(np.array([0.0, 0.0, 0.0, 2.0]), requires_grad=True)
+    e = Tensor(np.array([0.0, 1.0, 2.0, 0.0]), requires_grad=True)
+    (x**e).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 0.0])  # d(x**0)/dx = 0 even at x = 0
+    np.testing.assert_array_equal(e.grad, [0.0, 0.0, 0.0, np.log(2.0)])
+    c = Tensor(np.array([0.0, 3.0]), requires_grad=True)
+    (c**0).sum().backward()
+    np.testing.assert_array_equal(c.grad, [0.0, 0.0])
+    torch = pytest.importorskip("torch")
+    r = torch.tensor([0.0, 0.0, 0.0, 2.0], dtype=torch.float64, requires_grad=True)
+    s = torch.tensor([0.0, 1.0, 2.0, 0.0], dtype=torch.float64, requires_grad=True)
+    (r**s).sum().backward()
+    np.testing.assert_array_equal(x.grad, r.grad.numpy())
+    np.testing.assert_allclose(e.grad, s.grad.numpy(), rtol=1e-15)
+
+
 def test_unary_negation():
     x = np.random.default_rng(1).standard_normal((2, 3))
     np.testing.assert_array_equal((-Tensor(x)).data, -x)

@@ -87,11 +87,13 @@ class Pow(Function):
 
     def backward(self, grad):
         base, exponent, out = self.saved
-        grad_base = unbroadcast(grad * exponent * base ** (exponent - 1), base.shape)
-        if not self.inputs[1].requires_grad:
-            return grad_base, None
         with np.errstate(divide="ignore", invalid="ignore"):
-            grad_exponent = grad * out * np.log(base)
+            # x**0 is constant, so its grad is 0 even at x = 0, where exponent * x**-1 would be nan.
+            grad_base = unbroadcast(grad * np.where(exponent == 0, 0, exponent * base ** (exponent - 1)), base.shape)
+            if not self.inputs[1].requires_grad:
+                return grad_base, None
+            # out * log(base) is -inf * 0 at base 0; PyTorch takes 0 there when exponent >= 0, as do we.
+            grad_exponent = grad * np.where((base == 0) & (exponent >= 0), 0, out * np.log(base))
         return grad_base, unbroadcast(grad_exponent, exponent.shape)
 
 
