@@ -63,7 +63,11 @@ def _quote(text: str) -> str:
 
 
 def _graph_tensors(root: Tensor) -> list[Tensor]:
-    """Every tensor below `root`, inputs before outputs (an explicit stack, as backward uses)."""
+    """Every tensor below `root`, inputs before outputs (an explicit stack, as backward uses).
+
+    Unlike `tensor._topological_order`, which follows only inputs that need grad (all backward
+    needs), this follows every input, so data and constants appear in the picture too.
+    """
     order: list[Tensor] = []
     seen: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]

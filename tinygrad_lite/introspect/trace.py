@@ -10,6 +10,7 @@ after that node's `backward`; with no trace active the slot is None and backward
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ class Trace:
     def __init__(self, names: Names = None) -> None:
         self.records: list[TraceRecord] = []
         self._names = name_table(names)
-        self._previous: object = None
+        self._previous: Callable[[Tensor, Function, np.ndarray, tuple], None] | None = None
         self._active = False
 
     def _observe(self, node: Tensor, ctx: Function, grad_out: np.ndarray, input_grads: tuple) -> None:
