@@ -45,3 +45,15 @@ def test_script_prints_tiny_differences_and_the_trace_table():
     differences = [float(d) for d in re.findall(r"max \|difference\| = (\S+)", result.stdout)]
     assert len(differences) == 4 and max(differences) < 1e-12
     assert re.search(r"^7\s+linear\s+X \(8, 2\), W1 \(4, 2\), b1 \(4,\) -> \(8, 4\)", result.stdout, re.M)
+
+
+def test_the_example_network_passes_gradcheck(example):
+    from tinygrad_lite import Tensor, gradcheck, nn
+
+    _, X, Y, params = example.make_problem(m=5, seed=1)
+
+    def cost(W1, b1, W2, b2):
+        A1 = nn.functional.linear(Tensor(X), W1, b1).tanh()
+        return nn.functional.binary_cross_entropy(nn.functional.linear(A1, W2, b2).sigmoid(), Y)
+
+    assert gradcheck(cost, *params.values())
