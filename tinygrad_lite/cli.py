@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=defaults.out, help="folder for metrics.csv and the weights")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=_train)
+    _add_graph(commands)
     return parser
 
 
@@ -85,6 +86,25 @@ def _train(args: argparse.Namespace) -> None:
     print(f"final loss {final['loss']:.4f}{accuracy}  ({final['seconds']:.1f} s, {config.epochs} epochs)")
     if config.out:
         print(f"wrote {config.out}/metrics.csv and {config.out}/model.npz")
+
+
+def _add_graph(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("graph", help="draw the graph of a small MLP's loss (Graphviz DOT, SVG or PNG)")
+    p.add_argument("--out", default="runs/graph", help="folder for mlp_loss.dot and the picture")
+    p.add_argument("--detail", choices=["shapes", "values"], default="shapes",
+                   help="shapes and dtypes only, or also the data and grads")
+    p.add_argument("--format", choices=["svg", "png"], default="svg", help="picture format when dot is installed")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_graph)
+
+
+def _graph(args: argparse.Namespace) -> None:
+    from tinygrad_lite.introspect.mlp_graph import draw_mlp_loss
+
+    written, note = draw_mlp_loss(args.out, detail=args.detail, image_format=args.format, seed=args.seed)
+    print("wrote " + " and ".join(str(path) for path in written))
+    if note:
+        print(note)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

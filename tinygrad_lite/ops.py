@@ -239,6 +239,8 @@ class Relu(Function):
 
 
 class LeakyRelu(Function):
+    name = "leaky_relu"  # the Tensor method's name, which the lowercased class name would miss
+
     def forward(self, x, slope):
         positive = x > 0
         self.save_for_backward(positive, slope)
@@ -373,6 +375,8 @@ class Where(Function):
 
 
 class LogSoftmax(Function):
+    name = "log_softmax"
+
     def forward(self, x, axis=-1):
         shifted = x - np.max(x, axis=axis, keepdims=True)  # exp never overflows
         out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
@@ -401,6 +405,8 @@ class Softmax(Function):
 
 class BinaryCrossEntropy(Function):
     """-(y log p + (1-y) log(1-p)), each log clamped at -100 as PyTorch does so p = 0 or 1 stays finite."""
+
+    name = "binary_cross_entropy"
 
     def forward(self, p, y):
         if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > 1):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 _grad_enabled = True
-# Set by tinygrad_lite.inspect.trace() and tinygrad_lite.anomaly.detect_anomaly(); None costs one check.
+# Set by tinygrad_lite.introspect.trace() and tinygrad_lite.anomaly.detect_anomaly(); None costs one check.
 _backward_observer: Callable[[Tensor, Function, np.ndarray, tuple], None] | None = None
 _creation_observer: Callable[[Tensor, Function], None] | None = None
 
@@ -75,7 +75,7 @@ class Function:
 
     @property
     def name(self) -> str:
-        """The op's name as the Tensor method is called: `MatMul` -> `matmul`."""
+        """The op's name as the Tensor method is called: `MatMul` -> `matmul`; `LogSoftmax` sets `log_softmax`."""
         return type(self).__name__.lower()
 
     def release(self) -> None:
@@ -476,10 +476,7 @@ class Tensor:
             if g is None:
                 continue
             if node._hooks:
-                for hook in node._hooks.values():
-                    result = hook(g)
-                    if result is not None:
-                        g = np.asarray(result)
+                g = _run_grad_hooks(node, g)
             ctx = node._ctx
             if ctx is None or node._retains_grad:
                 node._accumulate_grad(g)
@@ -499,7 +496,11 @@ class Tensor:
     # ---- hooks ---------------------------------------------------------------------------------
 
     def register_hook(self, fn: Callable[[np.ndarray], Any]) -> RemovableHandle:
-        """Call `fn(grad)` when this tensor's grad is computed; a returned array replaces the grad."""
+        """Call `fn(grad)` when this tensor's grad is computed; a returned array replaces the grad.
+
+        `grad` is the total over all uses of the tensor; it may be shared with other tensors, so return a
+        new array instead of changing it in place. As `torch.Tensor.register_hook`.
+        """
         if not self.requires_grad:
             raise RuntimeError("register_hook() on a tensor that does not require grad")
         if self._hooks is None:
@@ -511,6 +512,21 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         self._retains_grad = True
+
+
+def _run_grad_hooks(node: Tensor, grad: np.ndarray) -> np.ndarray:
+    # A copy of the registry, so a hook may remove itself (or another) while they run.
+    for hook in list(node._hooks.values()):
+        result = hook(grad)
+        if result is not None:
+            result = np.asarray(result._data if isinstance(result, Tensor) else result)
+            if result.shape != grad.shape:
+                raise ValueError(
+                    f"gradient hook {getattr(hook, '__name__', hook)!r} returned shape {result.shape}, "
+                    f"expected the tensor's grad shape {grad.shape}"
+                )
+            grad = result.astype(grad.dtype, copy=False)
+    return grad
 
 
 class RemovableHandle:
