@@ -57,7 +57,8 @@ def main() -> None:
             ["first Adam step, empty cache"] + summary([r["first_step"] for r in cold]),
             ["first Adam step, warm cache"] + summary([r["first_step"] for r in warm])]
     body = ("Seconds, median/min/max over 5 fresh processes (import: over all 10). The first step is "
-            "`optim.Adam(...)` plus `step()`: importing Numba and compiling (or loading from the cache) the float32 serial Adam kernel. Threads: "
+            "`optim.Adam(...)` plus `step()`: importing Numba and compiling (or loading from the cache) "
+            "the float32 serial Adam kernel. Threads: "
             + ", ".join(f"{k}={v}" for k, v in THREADS.items()) + ". The machine was shared with other work.\n\n"
             + table(["what", "median (s)", "min (s)", "max (s)"], rows))
     write_section("cold_start", body)
