@@ -302,7 +302,7 @@ def main() -> None:
         *summary,
         f"- Serial/parallel Adam kernel (us) by size: {sweep}. The parallel kernel first wins at "
         f"n = {crossover} in this run; `PARALLEL_THRESHOLD` in optim/kernels.py is {ours['threshold']}, a margin "
-        "above the quiet-machine crossover (32768) because a parallel launch can wait a whole scheduler time "
+        "above the crossover (32768 on a quiet machine) because a parallel launch can wait a whole scheduler time "
         "slice (about 5 ms, seen in runs while other processes kept the second core busy).",
         f"- Packed instructions in the float32 Adam loop (`inspect_asm`): {ours['asm']}.",
     ])

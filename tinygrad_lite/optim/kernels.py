@@ -34,7 +34,7 @@ import numba
 import numpy as np
 from numba import prange
 
-PARALLEL_THRESHOLD = 1 << 17  # elements; from the serial/parallel sweep in bench/optim_step.py
+PARALLEL_THRESHOLD = 1 << 16  # elements; from the serial/parallel sweep in bench/optim_step.py
 _BLOCK = 1 << 14  # elements per parallel work item: 64 KiB of each float32 array
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}  # no nnan/ninf: NaN and inf keep their meaning
 _OPTIONS = dict(fastmath=_FASTMATH, error_model="numpy", nogil=True, boundscheck=False)
