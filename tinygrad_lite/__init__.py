@@ -2,10 +2,13 @@
 
 from tinygrad_lite import data, nn, optim
 from tinygrad_lite.introspect import draw_graph, gradcheck, trace
+from tinygrad_lite.optim import set_num_threads
 from tinygrad_lite.rng import manual_seed
 from tinygrad_lite.tensor import Tensor, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "data", "draw_graph", "gradcheck", "is_grad_enabled", "manual_seed", "nn", "no_grad", "optim",
-           "trace"]
+__all__ = [
+    "Tensor", "data", "draw_graph", "gradcheck", "is_grad_enabled", "manual_seed", "nn", "no_grad", "optim",
+    "set_num_threads", "trace",
+]

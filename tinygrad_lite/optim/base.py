@@ -7,6 +7,7 @@ A step is then one call of the update rule over the whole buffer, whichever back
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,21 +17,43 @@ import numpy as np
 from tinygrad_lite.tensor import Tensor, _FlatLink
 
 BACKENDS = ("numpy", "numba")
-DEFAULT_BACKEND = "numpy"
+DEFAULT_BACKEND = "numba"
 
 
 def implementation(rule: str, backend: str) -> Callable[..., None]:
     """The function that applies update `rule` for `backend`: the numpy reference or the fused kernel."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}, expected one of {BACKENDS}")
+    # Imported on first use, so `import tinygrad_lite` neither loads Numba's compiler nor compiles.
     module = importlib.import_module("tinygrad_lite.optim." + ("functional" if backend == "numpy" else "kernels"))
     return getattr(module, rule)
+
+
+def _bound(rule: str, backend: str, arrays: list[np.ndarray]) -> Callable[..., None]:
+    """`rule` with its array arguments fixed to one flat chunk's buffers; called with the rule's scalars."""
+    if backend == "numba":
+        from tinygrad_lite.optim import kernels
+
+        return kernels.bind(rule, arrays)  # resolves the compiled kernel once instead of on every call
+    return functools.partial(implementation(rule, backend), *arrays)
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the parallel Numba kernels; the default is NUMBA_NUM_THREADS, else the core count.
+
+    Like `torch.set_num_threads`, but only for the optimizer kernels (numpy's BLAS keeps its own).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n!r}")
+    from tinygrad_lite.optim import kernels
+
+    kernels.set_num_threads(n)
 
 
 class _FlatChunk:
     """One param group's parameters of one dtype, laid out in contiguous buffers."""
 
-    def __init__(self, params: list[Tensor], state_names: tuple[str, ...]) -> None:
+    def __init__(self, params: list[Tensor], state_names: tuple[str, ...], rule: str, backend: str) -> None:
         self.params = params
         self.link = _FlatLink()
         dtype = params[0].dtype
@@ -49,6 +72,7 @@ class _FlatChunk:
         self.state_views = {name: views(buf) for name, buf in self.state_bufs.items()}
         self.step_count = 0  # shared by every parameter while they all step together
         self.per_param_steps: list[int] | None = None  # once a step skipped some parameters
+        self.update = _bound(rule, backend, [self.param_buf, self.grad_buf, *self.state_bufs.values()])
         self.attach()
 
     def attach(self) -> None:
@@ -164,7 +188,7 @@ class Optimizer:
         by_dtype: dict[np.dtype, list[Tensor]] = {}
         for p in params:
             by_dtype.setdefault(p.dtype, []).append(p)
-        self._chunks.append([_FlatChunk(ps, self.state_names) for ps in by_dtype.values()])
+        self._chunks.append([_FlatChunk(ps, self.state_names, self.rule, self.backend) for ps in by_dtype.values()])
         self.param_groups.append(full)
 
     # ---- the step ------------------------------------------------------------------------------
@@ -181,7 +205,15 @@ class Optimizer:
             return loss
         for group, chunks in zip(self.param_groups, self._chunks):
             for chunk in chunks:
-                self._step_chunk(group, chunk)
+                link = chunk.link
+                if link.stale:
+                    chunk.attach()
+                if chunk.per_param_steps is None and link.n_grads == len(chunk.params):
+                    # The common case: one call over the whole buffer.
+                    chunk.step_count += 1
+                    chunk.update(**self._hyperparameters(group, chunk.step_count))
+                else:
+                    self._step_each(group, chunk)
         return loss
 
     def _grads_finite(self) -> bool:
@@ -194,16 +226,8 @@ class Optimizer:
                     return False
         return True
 
-    def _step_chunk(self, group: dict[str, Any], chunk: _FlatChunk) -> None:
-        if chunk.link.stale:
-            chunk.attach()
-        if chunk.per_param_steps is None and chunk.all_have_grads():
-            # The common case: one call over the whole buffer.
-            chunk.step_count += 1
-            self._update(chunk.param_buf, chunk.grad_buf, *chunk.state_bufs.values(),
-                         **self._hyperparameters(group, chunk.step_count))
-            return
-        # Some parameters have no grad: update the others one by one, since PyTorch skips them.
+    def _step_each(self, group: dict[str, Any], chunk: _FlatChunk) -> None:
+        """Some parameters have no grad: update the others one by one, since PyTorch skips them."""
         steps = chunk.steps()
         for i, p in enumerate(chunk.params):
             if p._grad is None:

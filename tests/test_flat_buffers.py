@@ -1,0 +1,215 @@
+"""Flat parameter buffers stay correct whatever the user does to parameters, grads and state.
+
+Each scenario runs through the numba backend and is checked against the same scenario written
+directly with the numpy reference rules in `optim/functional.py`, one parameter at a time.
+"""
+
+import numpy as np
+import pytest
+
+from tinygrad_lite import Tensor, nn, optim
+from tinygrad_lite.optim import functional
+
+LR, BETA1, BETA2, EPS = 0.01, 0.9, 0.999, 1e-8
+
+
+class ReferenceAdam:
+    """Adam kept per parameter with plain arrays: what the flat buffers must reproduce."""
+
+    def __init__(self, arrays, lr=LR):
+        self.lr = lr
+        self.state = [[np.zeros_like(a), np.zeros_like(a), 0] for a in arrays]
+
+    def step(self, arrays, grads):
+        for a, g, s in zip(arrays, grads, self.state):
+            if g is None:
+                continue
+            s[2] += 1
+            functional.adam(a, g.astype(a.dtype), s[0], s[1], lr=self.lr, beta1=BETA1, beta2=BETA2, eps=EPS,
+                            weight_decay=0.0, bias_correction1=1 - BETA1 ** s[2], bias_correction2=1 - BETA2 ** s[2])
+
+
+def close(a, b):
+    np.testing.assert_allclose(a, b, rtol=2e-5 if np.asarray(a).dtype == np.float32 else 1e-10, atol=1e-6)
+
+
+def run_both(params, n_steps, rng, between=None):
+    """Step an optimizer on `params` and the reference on copies with the same grads; compare after each step."""
+    copies = [p.data.copy() for p in params]
+    opt, ref = optim.Adam(params, lr=LR), ReferenceAdam(copies)
+    for step in range(n_steps):
+        grads = [rng.standard_normal(p.shape) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g.astype(p.dtype)
+        opt.step()
+        ref.step(copies, grads)
+        for p, c in zip(params, copies):
+            assert p.dtype == c.dtype
+            close(p.data, c)
+        if between is not None:
+            between(step, params, copies)
+    return opt
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 1000, 100_003])
+def test_sizes(size):
+    rng = np.random.default_rng(size)
+    params = [Tensor(rng.standard_normal(size).astype(np.float32), requires_grad=True),
+              Tensor(rng.standard_normal((3, 2)).astype(np.float32), requires_grad=True)]
+    run_both(params, 5, rng)
+
+
+def test_non_contiguous_parameters():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((6, 8))
+    params = [Tensor(base[:, ::2], requires_grad=True), Tensor(base.T, requires_grad=True)]
+    assert not params[0].data.flags.c_contiguous
+    run_both(params, 5, rng)
+
+
+def test_mixed_dtypes_get_one_buffer_each_and_keep_their_dtype():
+    rng = np.random.default_rng(1)
+    params = [Tensor(rng.standard_normal(5).astype(np.float32), requires_grad=True),
+              Tensor(rng.standard_normal(4), requires_grad=True),
+              Tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)]
+    opt = run_both(params, 5, rng)
+    (chunks,) = opt._chunks
+    assert sorted(c.param_buf.dtype.name for c in chunks) == ["float32", "float64"]
+    assert [p.dtype for p in params] == [np.float32, np.float64, np.float32]
+
+
+def test_several_param_groups_use_their_own_hyperparameters():
+    rng = np.random.default_rng(2)
+    a, b = (Tensor(rng.standard_normal(6), requires_grad=True) for _ in range(2))
+    copies = [a.data.copy(), b.data.copy()]
+    opt = optim.Adam([{"params": [a]}, {"params": [b], "lr": 0.1}], lr=LR)
+    refs = [ReferenceAdam([copies[0]], LR), ReferenceAdam([copies[1]], 0.1)]
+    for _ in range(5):
+        grads = [rng.standard_normal(6) for _ in range(2)]
+        a.grad, b.grad = grads
+        opt.step()
+        refs[0].step([copies[0]], [grads[0]])
+        refs[1].step([copies[1]], [grads[1]])
+    close(a.data, copies[0])
+    close(b.data, copies[1])
+
+
+def test_add_param_group_joins_later():
+    rng = np.random.default_rng(3)
+    a, b = (Tensor(rng.standard_normal(4), requires_grad=True) for _ in range(2))
+    copies = [a.data.copy(), b.data.copy()]
+    opt, ref_a, ref_b = optim.Adam([a], lr=LR), ReferenceAdam([copies[0]]), ReferenceAdam([copies[1]])
+    for step in range(6):
+        if step == 3:
+            opt.add_param_group({"params": [b]})
+        grads = [rng.standard_normal(4) for _ in range(2)]
+        a.grad = grads[0]
+        ref_a.step([copies[0]], [grads[0]])
+        if step >= 3:
+            b.grad = grads[1]
+            ref_b.step([copies[1]], [grads[1]])
+        opt.step()
+    close(a.data, copies[0])
+    close(b.data, copies[1])
+
+
+def test_writes_into_data_are_seen_by_the_next_step():
+    def write(step, params, copies):
+        params[0].data[...] = 0.5
+        params[1].data[1] = -2.0
+        copies[0][...] = 0.5
+        copies[1][1] = -2.0
+
+    rng = np.random.default_rng(4)
+    run_both([Tensor(rng.standard_normal((2, 3)), requires_grad=True), Tensor(rng.standard_normal(3),
+                                                                             requires_grad=True)], 4, rng, write)
+
+
+def test_rebinding_data_is_detected_and_the_new_array_is_updated():
+    def rebind(step, params, copies):
+        new = np.full(params[0].shape, float(step))
+        params[0].data = new
+        copies[0][...] = new
+
+    rng = np.random.default_rng(5)
+    params = [Tensor(rng.standard_normal(5), requires_grad=True), Tensor(rng.standard_normal(2), requires_grad=True)]
+    run_both(params, 4, rng, rebind)
+
+
+def test_rebinding_data_to_another_shape_is_a_clear_error():
+    p = Tensor(np.ones(4), requires_grad=True)
+    opt = optim.Adam([p])
+    p.data = np.ones(5)
+    p.grad = np.ones(5)
+    with pytest.raises(ValueError, match=r"changed from shape \(4,\) float64 to \(5,\) float64"):
+        opt.step()
+
+
+def test_model_load_state_dict_then_step():
+    rng = np.random.default_rng(6)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = optim.Adam(model.parameters(), lr=LR)
+    saved = {k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in model.state_dict().items()}
+    model.load_state_dict(saved)
+    params = list(model.parameters())
+    copies = [p.data.copy() for p in params]
+    for p, value in zip(params, saved.values()):
+        np.testing.assert_array_equal(p.data, value)
+    grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+    ReferenceAdam(copies).step(copies, grads)
+    for p, c in zip(params, copies):
+        close(p.data, c)
+
+
+def test_optimizer_state_dict_round_trip_continues_the_same_path():
+    rng = np.random.default_rng(7)
+    start = [rng.standard_normal(5), rng.standard_normal((2, 2))]
+    grads = [[rng.standard_normal(a.shape) for a in start] for _ in range(6)]
+    straight = [Tensor(a.copy(), requires_grad=True) for a in start]
+    resumed = [Tensor(a.copy(), requires_grad=True) for a in start]
+    opt = optim.Adam(straight, lr=LR)
+    first = optim.Adam(resumed, lr=LR)
+    for step, gs in enumerate(grads):
+        for p, q, g in zip(straight, resumed, gs):
+            p.grad, q.grad = g, g
+        opt.step()
+        first.step()
+        if step == 2:  # continue in a new optimizer from the saved state
+            second = optim.Adam(resumed, lr=LR)
+            second.load_state_dict(first.state_dict())
+            first = second
+    for p, q in zip(straight, resumed):
+        close(q.data, p.data)
+
+
+def test_parameters_without_grads_are_skipped_and_keep_their_step_count():
+    rng = np.random.default_rng(8)
+    params = [Tensor(rng.standard_normal(3), requires_grad=True) for _ in range(2)]
+    copies = [p.data.copy() for p in params]
+    opt, ref = optim.Adam(params, lr=LR), ReferenceAdam(copies)
+    for step in range(4):
+        grads = [rng.standard_normal(3), None if step == 1 else rng.standard_normal(3)]
+        opt.zero_grad()
+        for p, g in zip(params, grads):
+            if g is not None:
+                p.grad = g
+        opt.step()
+        ref.step(copies, grads)
+    for p, c in zip(params, copies):
+        close(p.data, c)
+    assert [opt.state[p]["step"] for p in params] == [4, 3]
+
+
+def test_grads_from_backward_land_in_the_flat_buffer():
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    (chunk,) = opt._chunks[0]
+    model(Tensor(np.ones((4, 3), np.float32))).sum().backward()
+    assert all(np.shares_memory(p.grad, chunk.grad_buf) for p in model.parameters())
+    before = [p.data.copy() for p in model.parameters()]
+    opt.step()
+    for p, b in zip(model.parameters(), before):
+        close(p.data, b - 0.1 * p.grad)

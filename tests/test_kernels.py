@@ -1,0 +1,228 @@
+"""The fused Numba kernels against the numpy reference rules, and against torch.optim when installed."""
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_lite import Tensor, optim
+from tinygrad_lite.optim import functional, kernels
+
+ROOT = Path(__file__).parents[1]
+RULES = ["sgd", "momentum", "rmsprop", "adam", "adamw"]
+N_STATES = {"sgd": 1, "momentum": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
+
+
+def random_hyperparameters(rule, rng):
+    """Scalars for `rule` drawn over their useful range, the step-dependent ones for step 1."""
+    lr = float(10 ** rng.uniform(-4, -1))
+    weight_decay = float(rng.choice([0.0, rng.uniform(0, 0.1)]))
+    if rule == "sgd":
+        momentum = float(rng.choice([0.0, rng.uniform(0.1, 0.95)]))
+        nesterov = bool(momentum and rng.random() < 0.5)
+        dampening = 0.0 if nesterov else float(rng.uniform(0, 0.5))
+        return dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay)
+    if rule == "momentum":
+        return dict(lr=lr, beta=float(rng.uniform(0.5, 0.99)))
+    if rule == "rmsprop":
+        return dict(lr=lr, beta=float(rng.uniform(0.5, 0.999)), eps=float(10 ** rng.uniform(-8, -3)),
+                    weight_decay=weight_decay)
+    return dict(lr=lr, beta1=float(rng.uniform(0.5, 0.95)), beta2=float(rng.uniform(0.9, 0.9999)),
+                eps=float(10 ** rng.uniform(-8, -3)), weight_decay=weight_decay)
+
+
+def at_step(rule, hyper, step):
+    """The rule's keyword arguments on `step` (1-based), as the optimizers compute them."""
+    if rule == "sgd":
+        return {**hyper, "first_step": step == 1}
+    if rule in ("adam", "adamw"):
+        return {**hyper, "bias_correction1": 1 - hyper["beta1"] ** step,
+                "bias_correction2": 1 - hyper["beta2"] ** step}
+    return hyper
+
+
+def assert_close(actual, expected, dtype):
+    scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=tol * scale)
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def path(request, monkeypatch):
+    """Run each kernel test through the serial loop and through the prange kernel."""
+    if request.param == "parallel":
+        monkeypatch.setattr(kernels, "PARALLEL_THRESHOLD", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 7, 1000, 100_003])
+@pytest.mark.parametrize("rule", RULES)
+def test_kernel_matches_reference_over_100_steps(rule, size, dtype, path):
+    rng = np.random.default_rng([RULES.index(rule), size])
+    hyper = random_hyperparameters(rule, rng)
+    fused = [rng.standard_normal(size).astype(dtype)] + [np.zeros(size, dtype) for _ in range(N_STATES[rule])]
+    reference = [a.copy() for a in fused]
+    for step in range(1, 101):
+        grad = rng.standard_normal(size).astype(dtype)
+        scalars = at_step(rule, hyper, step)
+        getattr(kernels, rule)(fused[0], grad.copy(), *fused[1:], **scalars)
+        getattr(functional, rule)(reference[0], grad.copy(), *reference[1:], **scalars)
+    for a, b in zip(fused, reference):
+        assert a.dtype == dtype
+        assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_nan_and_inf_gradients_reach_the_parameter(rule, path):
+    rng = np.random.default_rng(1)
+    hyper = random_hyperparameters(rule, rng)
+    hyper = at_step(rule, {**hyper, "weight_decay": 0.0} if "weight_decay" in hyper else hyper, 2)
+    param = np.ones(9, np.float32)
+    grad = np.full(9, 0.5, np.float32)
+    grad[3], grad[5] = np.nan, np.inf
+    getattr(kernels, rule)(param, grad, *[np.ones(9, np.float32) for _ in range(N_STATES[rule])], **hyper)
+    assert np.isnan(param[3])
+    assert not np.isfinite(param[5])
+    assert np.isfinite(np.delete(param, [3, 5])).all()
+
+
+def test_sgd_without_momentum_needs_no_buffer():
+    param, grad = np.ones(4), np.full(4, 2.0)
+    kernels.sgd(param, grad, None, lr=0.25, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+                first_step=True)
+    np.testing.assert_array_equal(param, np.full(4, 0.5))
+
+
+def test_kernel_rejects_non_contiguous_and_mismatched_arrays():
+    param = np.ones((4, 6))
+    with pytest.raises(ValueError, match="momentum kernel: grad .* C-contiguous"):
+        kernels.momentum(param, np.ones((6, 4)).T, np.zeros((4, 6)), lr=0.1, beta=0.9)
+    with pytest.raises(ValueError, match="momentum kernel: grad must be .*float64"):
+        kernels.momentum(param, np.ones((4, 6), np.float32), np.zeros((4, 6)), lr=0.1, beta=0.9)
+
+
+def test_multidimensional_contiguous_arrays_are_viewed_flat():
+    param, velocity = np.ones((3, 4), np.float32), np.zeros((3, 4), np.float32)
+    kernels.momentum(param, np.ones((3, 4), np.float32), velocity, lr=1.0, beta=0.75)
+    np.testing.assert_allclose(param, 0.75)
+    np.testing.assert_allclose(velocity, 0.25)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="checks x86 instruction names")
+def test_float32_adam_loop_is_packed_float32():
+    """A float64 promotion inside the loop would show up as packed-double or scalar-double sqrt."""
+    import numba
+
+    # Cached code cannot be inspected, so compile the same loop with the same options in memory.
+    loop = numba.njit(**kernels._OPTIONS)(kernels._adam_serial.py_func)
+    arrays = [np.zeros(64, np.float32) for _ in range(4)]
+    signature = kernels._signature(arrays, kernels._adam_scalars(1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.001))
+    loop.compile(signature)
+    asm = loop.inspect_asm(signature)
+    assert "sqrtps" in asm and "divps" in asm
+    assert "sqrtpd" not in asm and "sqrtsd" not in asm
+
+
+def test_unknown_backend_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
+        optim.Adam([Tensor(np.ones(2), requires_grad=True)], backend="cuda")
+
+
+def test_numba_is_the_default_backend():
+    assert optim.SGD([Tensor(np.ones(2), requires_grad=True)]).backend == "numba"
+
+
+def test_set_num_threads_validates_and_applies():
+    import numba
+
+    import tinygrad_lite
+
+    previous = numba.get_num_threads()
+    try:
+        tinygrad_lite.set_num_threads(1)
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(previous)
+    with pytest.raises(ValueError, match="set_num_threads: n must be an int >= 1, got 0"):
+        tinygrad_lite.set_num_threads(0)
+
+
+def run_python(code, **env):
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_import_does_not_load_numba():
+    out = run_python("import sys, tinygrad_lite; print(sorted(m for m in sys.modules if m.startswith('numba')))")
+    assert out.stdout.strip() == "[]"
+
+
+STEP = ("import numpy as np\nfrom tinygrad_lite import Tensor, optim\n"
+        "p = Tensor(np.ones(5, np.float32), requires_grad=True); p.grad = np.ones(5, np.float32)\n"
+        "optim.Adam([p], lr=0.1).step(); print([round(x, 6) for x in p.data.tolist()])")
+
+
+def test_unusable_and_corrupt_cache_fall_back_to_compiling(tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    expected = str([0.9] * 5)  # Adam's first step moves every weight by lr
+    assert run_python(STEP, NUMBA_CACHE_DIR=str(not_a_dir / "cache")).stdout.strip() == expected
+    cache = tmp_path / "cache"
+    assert run_python(STEP, NUMBA_CACHE_DIR=str(cache)).stdout.strip() == expected
+    files = [f for f in cache.rglob("*") if f.is_file()]
+    assert files, "the first run should have written the cache"
+    for f in files:
+        f.write_bytes(b"not a numba cache file")
+    assert run_python(STEP, NUMBA_CACHE_DIR=str(cache)).stdout.strip() == expected
+
+
+# ---- PyTorch ------------------------------------------------------------------------------------
+
+
+def torch_pair(rule, hyper, torch, params):
+    """Our optimizer and torch.optim's for `rule` with the same hyperparameters."""
+    if rule == "sgd":
+        return optim.SGD(params[0], **hyper), torch.optim.SGD(params[1], **hyper)
+    if rule == "momentum":
+        # The article's v = beta*v + (1-beta)*dW is SGD with dampening = momentum = beta and a zero start.
+        ours = optim.Momentum(params[0], **hyper)
+        theirs = torch.optim.SGD(params[1], lr=hyper["lr"], momentum=hyper["beta"], dampening=hyper["beta"])
+        for p in params[1]:
+            theirs.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        return ours, theirs
+    if rule == "rmsprop":
+        return (optim.RMSProp(params[0], **hyper),
+                torch.optim.RMSprop(params[1], lr=hyper["lr"], alpha=hyper["beta"], eps=hyper["eps"],
+                                    weight_decay=hyper["weight_decay"]))
+    kw = dict(lr=hyper["lr"], betas=(hyper["beta1"], hyper["beta2"]), eps=hyper["eps"],
+              weight_decay=hyper["weight_decay"])
+    ours = (optim.Adam if rule == "adam" else optim.AdamW)(params[0], **kw)
+    return ours, (torch.optim.Adam if rule == "adam" else torch.optim.AdamW)(params[1], **kw)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_matches_torch_optim_after_100_steps(rule):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10 + RULES.index(rule))
+    hyper = random_hyperparameters(rule, rng)
+    shapes = [(7, 3), (3,), (1,)]
+    start = [rng.standard_normal(s) for s in shapes]
+    ours = [Tensor(a.copy(), requires_grad=True) for a in start]
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in start]
+    opt, torch_opt = torch_pair(rule, hyper, torch, (ours, theirs))
+    for _ in range(100):
+        grads = [rng.standard_normal(s) for s in shapes]
+        for p, q, g in zip(ours, theirs, grads):
+            p.grad = g
+            q.grad = torch.tensor(g)
+        opt.step()
+        torch_opt.step()
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-10)

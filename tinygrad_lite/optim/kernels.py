@@ -1,0 +1,333 @@
+"""The fused update rules in Numba: `backend="numba"`. All Numba code in tinygrad_lite lives here.
+
+Each public function has exactly the signature of its numpy reference in `functional.py` and the
+same result. The kernel rules:
+
+- Arrays are contiguous 1-D buffers of one float dtype (the optimizer's flat buffers); any other
+  contiguous shape is viewed as 1-D, a non-contiguous array is refused.
+- A kernel reads and writes every array once per step, in place, in one loop, with no Python
+  objects inside: only arrays and scalars of the arrays' dtype.
+- float32 stays float32. Numba promotes to float64 as soon as a Python float or an int literal
+  such as `1 - beta` meets a float32, and LLVM then emits scalar double code instead of packed
+  float32 code. So every scalar (including 1 - beta and the bias corrections) is computed in
+  Python and cast to the array dtype *before* the kernel is called, and the loop body contains no
+  literals. bench/RESULTS.md records the packed instructions `inspect_asm` shows for the loops.
+- `error_model="numpy"`: a division by zero gives inf/nan as in numpy instead of a Python
+  exception check, which would also stop the loop from vectorising.
+- Fast-math allows contraction (FMA), reassociation, reciprocals and ignoring the sign of zero,
+  but not `nnan`/`ninf`: a NaN or inf gradient must reach the parameter, never vanish.
+- Below `PARALLEL_THRESHOLD` elements the serial kernel runs; above it a `prange` kernel splits the
+  buffer into blocks and runs the serial kernel on each, on `numba.get_num_threads()` threads
+  (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`). The threshold was measured with
+  `bench/optim_step.py`; a parallel launch costs more than a small tensor's whole update.
+- Compilation is lazy (first use, per dtype) and cached on disk (`cache=True`). If the cache
+  cannot be used (unwritable directory, corrupt files) the kernels compile in memory instead.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+
+import numba
+import numpy as np
+from numba import prange
+
+PARALLEL_THRESHOLD = 1 << 16  # elements; from the serial/parallel sweep in bench/optim_step.py
+_BLOCK = 1 << 14  # elements per parallel work item: 64 KiB of each float32 array
+_FASTMATH = {"nsz", "arcp", "contract", "reassoc"}  # no nnan/ninf: NaN and inf keep their meaning
+_OPTIONS = dict(fastmath=_FASTMATH, error_model="numpy", nogil=True, boundscheck=False)
+
+_dispatchers: list = []  # every kernel, so a broken cache can be switched off for all of them
+
+
+def _kernel(parallel: bool = False) -> Callable:
+    """`numba.njit` with the kernel options, cached on disk when the cache directory is usable."""
+
+    def wrap(fn: Callable) -> Callable:
+        try:
+            dispatcher = numba.njit(cache=True, parallel=parallel, **_OPTIONS)(fn)
+        except Exception as error:  # e.g. NUMBA_CACHE_DIR is not a writable directory
+            warnings.warn(f"tinygrad_lite kernels: numba cache unusable ({error}); compiling in memory",
+                          RuntimeWarning, stacklevel=2)
+            dispatcher = numba.njit(cache=False, parallel=parallel, **_OPTIONS)(fn)
+        _dispatchers.append(dispatcher)
+        return dispatcher
+
+    return wrap
+
+
+# ---- the serial kernels: one loop each, scalars already in the arrays' dtype ---------------------
+
+
+@_kernel()
+def _sgd_serial(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay, nesterov, first_step):
+    for i in range(param.size):
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * param[i]
+        if momentum != 0:
+            if first_step:
+                buf = g
+            else:
+                buf = momentum * momentum_buffer[i] + one_minus_dampening * g
+            momentum_buffer[i] = buf
+            g = g + momentum * buf if nesterov else buf
+        param[i] -= lr * g
+
+
+@_kernel()
+def _momentum_serial(param, grad, velocity, lr, beta, one_minus_beta):
+    for i in range(param.size):
+        v = beta * velocity[i] + one_minus_beta * grad[i]
+        velocity[i] = v
+        param[i] -= lr * v
+
+
+@_kernel()
+def _rmsprop_serial(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay):
+    for i in range(param.size):
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * param[i]
+        s = beta * square_avg[i] + one_minus_beta * g * g
+        square_avg[i] = s
+        param[i] -= lr * g / (math.sqrt(s) + eps)
+
+
+@_kernel()
+def _adam_serial(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
+                 weight_decay, decay, step_size, inv_sqrt_bias_correction2):
+    # Adam and AdamW share this loop: Adam has decay = 1, AdamW has weight_decay = 0.
+    for i in range(param.size):
+        p = param[i] * decay
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * p
+        m = beta1 * exp_avg[i] + one_minus_beta1 * g
+        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        param[i] = p - step_size * m / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+
+
+# ---- the parallel kernels: the serial loop on blocks, the blocks shared among threads -------------
+
+
+@_kernel(parallel=True)
+def _sgd_parallel(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay, nesterov, first_step):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _sgd_serial(param[lo:hi], grad[lo:hi], momentum_buffer[lo:hi], lr, momentum, one_minus_dampening,
+                    weight_decay, nesterov, first_step)
+
+
+@_kernel(parallel=True)
+def _momentum_parallel(param, grad, velocity, lr, beta, one_minus_beta):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _momentum_serial(param[lo:hi], grad[lo:hi], velocity[lo:hi], lr, beta, one_minus_beta)
+
+
+@_kernel(parallel=True)
+def _rmsprop_parallel(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _rmsprop_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], lr, beta, one_minus_beta, eps, weight_decay)
+
+
+@_kernel(parallel=True)
+def _adam_parallel(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
+                   weight_decay, decay, step_size, inv_sqrt_bias_correction2):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _adam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], beta1, one_minus_beta1, beta2,
+                     one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2)
+
+
+# ---- scalars: the article's hyperparameters turned into what each loop multiplies by ------------
+
+
+def _sgd_scalars(lr, momentum, dampening, nesterov, weight_decay, first_step):
+    return lr, momentum, 1 - dampening, weight_decay, bool(nesterov), bool(first_step)
+
+
+def _momentum_scalars(lr, beta):
+    return lr, beta, 1 - beta
+
+
+def _rmsprop_scalars(lr, beta, eps, weight_decay):
+    return lr, beta, 1 - beta, eps, weight_decay
+
+
+def _adam_scalars(lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
+    return (beta1, 1 - beta1, beta2, 1 - beta2, eps, weight_decay, 1.0, lr / bias_correction1,
+            1 / math.sqrt(bias_correction2))
+
+
+def _adamw_scalars(lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
+    return (beta1, 1 - beta1, beta2, 1 - beta2, eps, 0.0, 1 - lr * weight_decay, lr / bias_correction1,
+            1 / math.sqrt(bias_correction2))
+
+
+# rule -> (serial kernel, parallel kernel, scalars in the order the kernels take them)
+_RULES: dict[str, tuple[Callable, Callable, Callable]] = {
+    "sgd": (_sgd_serial, _sgd_parallel, _sgd_scalars),
+    "momentum": (_momentum_serial, _momentum_parallel, _momentum_scalars),
+    "rmsprop": (_rmsprop_serial, _rmsprop_parallel, _rmsprop_scalars),
+    "adam": (_adam_serial, _adam_parallel, _adam_scalars),
+    "adamw": (_adam_serial, _adam_parallel, _adamw_scalars),
+}
+
+
+# ---- compiling and launching -------------------------------------------------------------------
+
+
+def _flat(rule: str, name: str, array: np.ndarray, dtype: np.dtype, size: int) -> np.ndarray:
+    if not isinstance(array, np.ndarray) or array.dtype != dtype or array.size != size:
+        raise ValueError(f"{rule} kernel: {name} must be a numpy array of {size} {dtype} values like param, "
+                         f"got {type(array).__name__} {getattr(array, 'shape', '')} {getattr(array, 'dtype', '')}")
+    if not array.flags.c_contiguous or not array.flags.writeable:
+        raise ValueError(f"{rule} kernel: {name} of shape {array.shape} must be C-contiguous and writeable "
+                         "(kernels run over contiguous 1-D buffers; pass np.ascontiguousarray(...))")
+    return array.reshape(-1)
+
+
+def _signature(arrays: Sequence[np.ndarray], scalars: Sequence) -> tuple:
+    """Numba types for a call: the arrays, then each scalar as the arrays' dtype (flags as booleans)."""
+    dtype = numba.from_dtype(arrays[0].dtype)
+    return tuple(numba.typeof(a) for a in arrays) + tuple(numba.boolean if isinstance(s, bool) else dtype
+                                                          for s in scalars)
+
+
+def _compile(kernel: Callable, signature: tuple) -> Callable:
+    """Compile (or load from the cache) `kernel` for `signature` and return its machine-code entry point.
+
+    Calling the entry point skips the dispatcher's per-call type resolution; it converts Python
+    floats to the declared scalar types on entry, so the loop still sees only the arrays' dtype.
+    """
+    try:
+        return kernel.compile(signature)
+    except Exception as error:  # a corrupt cache file: compile without the cache from now on
+        if not _disable_cache(error):
+            raise
+        return kernel.compile(signature)
+
+
+def _disable_cache(error: Exception) -> bool:
+    """Switch every kernel to in-memory compilation; False if caching was already off."""
+    from numba.core.caching import NullCache
+
+    if all(isinstance(d._cache, NullCache) for d in _dispatchers):
+        return False
+    warnings.warn(f"tinygrad_lite kernels: numba cache unreadable ({type(error).__name__}: {error}); "
+                  "compiling in memory", RuntimeWarning, stacklevel=3)
+    for d in _dispatchers:
+        d._cache = NullCache()
+    return True
+
+
+def _check(rule: str, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The arrays as 1-D views, after checking they are contiguous, writeable and of param's dtype and size."""
+    param = arrays[0]
+    if not isinstance(param, np.ndarray) or param.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{rule} kernel: param must be a float32 or float64 numpy array, "
+                         f"got {type(param).__name__} {getattr(param, 'dtype', '')}")
+    names = ("param", "grad", *(f"state array {i}" for i in range(1, len(arrays) - 1)))
+    flat = []
+    for name, a in zip(names, arrays):
+        if not isinstance(a, np.ndarray) or a.dtype != param.dtype or a.size != param.size:
+            raise ValueError(f"{rule} kernel: {name} must be a numpy array of {param.size} {param.dtype} values "
+                             f"like param, got {type(a).__name__} {getattr(a, 'shape', '')} {getattr(a, 'dtype', '')}")
+        if not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"{rule} kernel: {name} of shape {a.shape} must be C-contiguous and writeable "
+                             "(the kernels run over contiguous 1-D buffers; use np.ascontiguousarray)")
+        flat.append(a.reshape(-1))
+    return tuple(flat)
+
+
+def _choose(rule: str, size: int) -> Callable:
+    serial, parallel, _ = _RULES[rule]
+    return parallel if size >= PARALLEL_THRESHOLD else serial
+
+
+def bind(rule: str, arrays: Sequence[np.ndarray]) -> Callable[..., None]:
+    """`rule`'s update on fixed `arrays`, the kernel chosen by size once and compiled on the first call.
+
+    The returned function takes the rule's keyword scalars, as the `functional.py` rule does, and
+    costs one Python call plus the machine code: `Optimizer.step` calls it once per flat buffer.
+    """
+    flat = _check(rule, arrays)
+    kernel, scalars = _choose(rule, flat[0].size), _RULES[rule][2]
+    entry = None
+
+    def update(**hyper: float) -> None:
+        nonlocal entry
+        values = scalars(**hyper)
+        if entry is None:
+            entry = _compile(kernel, _signature(flat, values))
+        entry(*flat, *values)
+
+    update.kernel = kernel  # type: ignore[attr-defined]  (which variant runs, for tests and benchmarks)
+    return update
+
+
+def _launch(rule: str, arrays: Sequence[np.ndarray], hyper: dict) -> None:
+    flat = _check(rule, arrays)
+    values = _RULES[rule][2](**hyper)
+    kernel = _choose(rule, flat[0].size)
+    _compile(kernel, _signature(flat, values))(*flat, *values)
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the parallel kernels: 1 <= n <= NUMBA_NUM_THREADS (numba's own check)."""
+    numba.set_num_threads(n)
+
+
+# ---- the public rules: the signatures of functional.py ----------------------------------------
+
+
+def sgd(param: np.ndarray, grad: np.ndarray, momentum_buffer: np.ndarray | None, *, lr: float, momentum: float,
+        dampening: float, nesterov: bool, weight_decay: float, first_step: bool) -> None:
+    """Fused `functional.sgd`: W -= lr * dW with PyTorch's momentum, dampening, nesterov, weight decay."""
+    if momentum_buffer is None:
+        if momentum:
+            raise ValueError(f"sgd kernel: momentum={momentum} needs a momentum_buffer, got None")
+        momentum_buffer = param  # never read or written when momentum == 0
+    _launch("sgd", (param, grad, momentum_buffer), dict(lr=lr, momentum=momentum, dampening=dampening,
+                                                         nesterov=nesterov, weight_decay=weight_decay,
+                                                         first_step=first_step))
+
+
+def momentum(param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, *, lr: float, beta: float) -> None:
+    """Fused `functional.momentum`: v = beta*v + (1-beta)*dW;  W -= lr*v."""
+    _launch("momentum", (param, grad, velocity), dict(lr=lr, beta=beta))
+
+
+def rmsprop(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray, *, lr: float, beta: float, eps: float,
+            weight_decay: float) -> None:
+    """Fused `functional.rmsprop`: s = beta*s + (1-beta)*dW^2;  W -= lr * dW / (sqrt(s) + eps)."""
+    _launch("rmsprop", (param, grad, square_avg), dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay))
+
+
+def adam(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, *, lr: float,
+         beta1: float, beta2: float, eps: float, weight_decay: float, bias_correction1: float,
+         bias_correction2: float) -> None:
+    """Fused `functional.adam`, computed as torch does: W -= (lr/bc1) * v / (sqrt(s)/sqrt(bc2) + eps)."""
+    _launch("adam", (param, grad, exp_avg, exp_avg_sq),
+            dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                 bias_correction1=bias_correction1, bias_correction2=bias_correction2))
+
+
+def adamw(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, *, lr: float,
+          beta1: float, beta2: float, eps: float, weight_decay: float, bias_correction1: float,
+          bias_correction2: float) -> None:
+    """Fused `functional.adamw`: W *= 1 - lr*weight_decay inside the Adam loop, then the Adam step."""
+    _launch("adamw", (param, grad, exp_avg, exp_avg_sq),
+            dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                 bias_correction1=bias_correction1, bias_correction2=bias_correction2))
