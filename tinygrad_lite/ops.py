@@ -21,6 +21,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _broadcast_shape(op: str, a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape == b.shape or a.ndim == 0 or b.ndim == 0:
+        return  # nothing to check, and np.broadcast_shapes costs more than most small ops
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
@@ -145,7 +147,7 @@ class Linear(Function):
     def backward(self, grad):
         x, weight = self.saved
         g2 = grad.reshape(-1, grad.shape[-1])
-        dx = grad @ weight
+        dx = grad @ weight if self.inputs[0].requires_grad else None  # a first layer's input needs none
         dW = g2.T @ x.reshape(-1, x.shape[-1])
         if len(self.inputs) == 2:
             return dx, dW
@@ -279,6 +281,8 @@ class Sum(Function):
 
     def backward(self, grad):
         shape, axis, keepdims = self.saved
+        if axis is None:  # the common case of a loss: every element gets the one output grad
+            return (np.full(shape, grad, dtype=grad.dtype),)
         return (np.broadcast_to(_expand_reduced(grad, shape, axis, keepdims), shape),)
 
 

@@ -43,13 +43,11 @@ class Function:
     input's shape. `apply` runs forward and, when grad is needed, links the node into the graph.
     """
 
-    __slots__ = ("inputs", "saved", "kwargs", "created_at")
-
-    def __init__(self) -> None:
-        self.inputs: tuple[Tensor, ...] | None = ()
-        self.saved: tuple = ()
-        self.kwargs: dict = {}
-        self.created_at: str | None = None
+    # Class-level defaults, rebound (never mutated) per node, so creating a node runs no __init__.
+    inputs: tuple[Tensor, ...] | None = ()
+    saved: tuple = ()
+    kwargs: dict = {}
+    created_at: str | None = None
 
     def save_for_backward(self, *values: Any) -> None:
         self.saved = values
@@ -64,7 +62,7 @@ class Function:
     def apply(cls, *inputs: Tensor, **kwargs: Any) -> Tensor:
         ctx = cls()
         out = Tensor._make(ctx.forward(*[t._data for t in inputs], **kwargs))
-        if _grad_enabled and any(t.requires_grad for t in inputs):
+        if _grad_enabled and any([t.requires_grad for t in inputs]):
             ctx.inputs = inputs
             ctx.kwargs = kwargs
             out.requires_grad = True
@@ -196,7 +194,12 @@ class Tensor:
             self._grad = value.astype(self._data.dtype, copy=False)
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
-        if self._grad is None:
+        view = self._grad_view
+        if self._grad is None and view is not None and not self._flat_link.stale:
+            np.copyto(view, grad)  # straight into the optimizer's flat buffer: the usual case in training
+            self._grad = view
+            self._flat_link.n_grads += 1
+        elif self._grad is None:
             self.grad = grad if grad.dtype == self._data.dtype else grad.astype(self._data.dtype)
             if self._grad is grad:
                 self._grad = grad.copy()  # the backward pass may share this array with another tensor
