@@ -33,6 +33,11 @@ class Comparison:
     def write_csv(self, path: str) -> None:
         write_csv(path, self.columns, self.rows())
 
+    def write_targets(self, path: str) -> None:
+        """The `to_target` table as CSV: optimizer, lr, steps_to_target, seconds_to_target, final_loss."""
+        write_csv(path, ("optimizer", "lr", "steps_to_target", "seconds_to_target", "final_loss"),
+                  [["" if v is None else v for v in row] for row in self.to_target()])
+
     def to_target(self) -> list[tuple[str, float, int | None, float | None, float]]:
         """(optimizer, lr, steps to reach the target, seconds to reach it, final loss); None if never reached."""
         table = []
