@@ -91,6 +91,9 @@ def race(surface: Surface, optimizers: list[str], steps: int | None = None, lr: 
     start = surface.start if start is None else start
     steps = surface.steps if steps is None else steps
     rates = {**surface.lr, **(lr or {})}
+    unknown = [name for name in optimizers if name not in RACE_OPTIMIZERS]
+    if unknown:
+        raise ValueError(f"race: unknown optimizer {unknown[0]!r}, expected one of {sorted(RACE_OPTIMIZERS)}")
     result = RaceResult(surface, start)
     for name in optimizers:
         if name not in rates:
