@@ -214,7 +214,7 @@ def _add_batches(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=_positive_int, default=1024, help="dataset size")
     p.add_argument("--hidden", type=_sizes, default=(32, 32), help="hidden sizes, e.g. 32,32")
     p.add_argument("--optimizer", choices=list(race.RACE_OPTIMIZERS), default="gd")
-    p.add_argument("--lr", type=_positive_float, default=0.2)
+    p.add_argument("--lr", type=_positive_float, default=0.1)
     p.add_argument("--epochs", type=_positive_int, default=20)
     p.add_argument("--evals-per-epoch", type=_positive_int, default=4, help="how often J is logged")
     p.add_argument("--max-seconds", type=_positive_float, default=None, help="cap on each run's training time")

@@ -41,7 +41,7 @@ class BatchStudy:
 
 
 def batch_study(sizes: tuple[int | None, ...] = DEFAULT_BATCH_SIZES, *, dataset: str = "moons", samples: int = 1024,
-                hidden: tuple[int, ...] = (32, 32), optimizer: str = "gd", lr: float = 0.2, epochs: int = 20,
+                hidden: tuple[int, ...] = (32, 32), optimizer: str = "gd", lr: float = 0.1, epochs: int = 20,
                 evals_per_epoch: int = 4, max_seconds: float | None = None, seed: int = 0) -> BatchStudy:
     """Train the same initial MLP on the same data once per batch size; each run is capped at `max_seconds`."""
     if dataset not in training.DATASETS:
