@@ -24,6 +24,8 @@ FIGURES = {
     "batches": ["batches"],
     "ema": ["ema"],
     "race_ravine_momentum": ["race", "--surface", "ravine", "--optimizers", "gd,momentum"],
+    "race_ravine_momentum_lr": ["race", "--surface", "ravine", "--optimizers", "gd,momentum",
+                                "--lr", "gd=0.095,momentum=0.5"],
     "race_ravine_rmsprop": ["race", "--surface", "ravine", "--optimizers", "gd,rmsprop"],
     "race_beale": ["race", "--surface", "beale"],
     "race_rosenbrock": ["race", "--surface", "rosenbrock"],
