@@ -62,6 +62,7 @@ class Surface:
     saddle_points: tuple[tuple[float, float], ...] = field(default=())
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
+        """The loss at (x, y) as a Tensor, recorded for backward like any network's output."""
         return self.function(x, y)
 
     def value(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:

@@ -28,6 +28,7 @@ class BatchStudy:
     columns = ("batch_size", "epoch", "seconds", "loss")
 
     def label(self, size: int | None) -> str:
+        """The legend name of a batch size: 'batch 64' or 'full batch (1024)'."""
         return f"full batch ({self.samples})" if size is None else f"batch {size}"
 
     def rows(self) -> list[tuple]:
@@ -37,6 +38,7 @@ class BatchStudy:
                 for epoch, seconds, loss in zip(curve.epochs, curve.seconds, curve.losses)]
 
     def write_csv(self, path: str) -> None:
+        """Write `rows()` under `columns` to `path` (batches.csv)."""
         write_csv(path, self.columns, self.rows())
 
 

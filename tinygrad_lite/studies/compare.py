@@ -31,6 +31,7 @@ class Comparison:
                 for step, seconds, loss in zip(curve.steps, curve.seconds, curve.losses)]
 
     def write_csv(self, path: str) -> None:
+        """Write `rows()` under `columns` to `path` (compare.csv)."""
         write_csv(path, self.columns, self.rows())
 
     def write_targets(self, path: str) -> None:

@@ -63,6 +63,7 @@ class EmaResult:
                 for t, (value, raw, fixed) in enumerate(zip(self.values, self.ema[beta], self.corrected[beta]), 1)]
 
     def write_csv(self, path: str) -> None:
+        """Write `rows()` under `columns` to `path` (ema.csv)."""
         write_csv(path, self.columns, self.rows())
 
 

@@ -36,6 +36,7 @@ class Path:
 
     @property
     def final(self) -> np.ndarray:
+        """The last point reached, (x, y)."""
         return self.points[-1]
 
 
@@ -55,6 +56,7 @@ class RaceResult:
                 for p in self.paths for step, ((x, y), loss) in enumerate(zip(p.points, p.losses))]
 
     def write_csv(self, path: str) -> None:
+        """Write `rows()` under `columns` to `path` (race.csv)."""
         write_csv(path, self.columns, self.rows())
 
 
