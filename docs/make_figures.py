@@ -1,0 +1,53 @@
+"""Regenerate every picture in docs/figures/ with the tinygrad-lite commands: python docs/make_figures.py"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# One BLAS thread: on a shared machine the timed curves (batches, compare) then measure the code, not
+# contention between BLAS threads and other processes. Must be set before numpy is imported.
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's tinygrad_lite, even if another copy is installed
+
+from tinygrad_lite.cli import main  # noqa: E402
+
+# picture name -> the command that draws it (run with --out into a scratch folder)
+FIGURES = {
+    "race_ravine_gd": ["race", "--surface", "ravine", "--optimizers", "gd"],
+    "batches": ["batches"],
+    "ema": ["ema"],
+    "race_ravine_momentum": ["race", "--surface", "ravine", "--optimizers", "gd,momentum"],
+    "race_ravine_momentum_lr": ["race", "--surface", "ravine", "--optimizers", "gd,momentum",
+                                "--lr", "gd=0.095,momentum=0.5"],
+    "race_ravine_rmsprop": ["race", "--surface", "ravine", "--optimizers", "gd,rmsprop"],
+    "race_beale": ["race", "--surface", "beale"],
+    "race_rosenbrock": ["race", "--surface", "rosenbrock"],
+    "race_himmelblau": ["race", "--surface", "himmelblau"],
+    "race_saddle": ["race", "--surface", "saddle"],
+    "compare": ["compare"],
+}
+
+
+def make(out: Path) -> None:
+    """Run each command and copy its PNG to out/<name>.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, argv in FIGURES.items():
+            folder = Path(scratch) / name
+            status = main([*argv, "--out", str(folder)])
+            if status != 0:
+                raise SystemExit(status)
+            (png,) = folder.glob("*.png")
+            shutil.copyfile(png, out / f"{name}.png")
+            print(f"{out / name}.png  <-  tinygrad-lite {' '.join(argv)}")
+
+
+if __name__ == "__main__":
+    make(ROOT / "docs" / "figures")

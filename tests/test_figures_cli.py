@@ -1,0 +1,127 @@
+"""The race, ema, batches and compare commands: files, columns, picture sizes, and life without matplotlib."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_lite.cli import main
+
+ROOT = Path(__file__).parents[1]
+INSTALL_HINT = 'pip install "tinygrad_lite[viz]"'
+
+# (argv, picture, csv, header, expected (height, width) in pixels); small runs so the suite stays fast.
+COMMANDS = [
+    (["race", "--surface", "ravine", "--steps", "30"], "race.png", "race.csv", "optimizer,step,x,y,loss", (600, 700)),
+    (["ema", "--points", "120"], "ema.png", "ema.csv", "beta,t,value,ema,ema_bias_corrected", (450, 1200)),
+    (["batches", "--samples", "128", "--sizes", "full,64,1", "--epochs", "2", "--max-seconds", "0.5"],
+     "batches.png", "batches.csv", "batch_size,epoch,seconds,loss", (450, 1100)),
+    (["compare", "--samples", "90", "--hidden", "16", "--epochs", "4", "--target", "1.0"],
+     "compare.png", "compare.csv", "optimizer,step,seconds,loss", (450, 1100)),
+]
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+@pytest.mark.parametrize("argv, picture, table, header, size", COMMANDS, ids=[c[0][0] for c in COMMANDS])
+def test_command_writes_a_readable_png_of_the_expected_size_and_its_csv(tmp_path, capsys, argv, picture, table,
+                                                                         header, size):
+    image = pytest.importorskip("matplotlib.image")
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    png = tmp_path / picture
+    assert png.stat().st_size > 1000
+    pixels = image.imread(png)
+    assert pixels.shape[:2] == size
+    assert pixels.std() > 0.05  # a picture, not a blank canvas
+    rows = _rows(tmp_path / table)
+    assert ",".join(rows[0]) == header and len(rows) > 10
+    assert str(png) in capsys.readouterr().out
+
+
+def test_race_csv_holds_every_point_of_every_path(tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["race", "--surface", "beale", "--optimizers", "gd,adam", "--steps", "12", "--lr", "adam=0.05",
+                 "--start", "1,1", "--out", str(tmp_path)]) == 0
+    rows = _rows(tmp_path / "race.csv")[1:]
+    assert [r[0] for r in rows] == ["gd"] * 13 + ["adam"] * 13
+    assert [float(v) for v in rows[0][2:4]] == [1.0, 1.0] and rows[13][1] == "0"
+    x, y, loss = (float(v) for v in rows[-1][2:])
+    assert loss == pytest.approx((1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2)
+
+
+def test_race_gif_is_an_animation(tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    assert main(["race", "--surface", "saddle", "--steps", "8", "--out", str(tmp_path), "--gif"]) == 0
+    with Image.open(tmp_path / "race.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames > 5
+
+
+def test_compare_writes_the_steps_to_target_table(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["compare", "--optimizers", "gd,adam", "--samples", "90", "--hidden", "16", "--epochs", "4",
+                 "--target", "0.9", "--out", str(tmp_path)]) == 0
+    table = _rows(tmp_path / "compare_targets.csv")
+    assert table[0] == ["optimizer", "lr", "steps_to_target", "seconds_to_target", "final_loss"]
+    assert [row[0] for row in table[1:]] == ["gd", "adam"]
+    curves = _rows(tmp_path / "compare.csv")[1:]
+    for name, _, steps, _, _ in table[1:]:
+        losses = [float(r[3]) for r in curves if r[0] == name]
+        if steps:
+            assert losses[int(steps)] <= 0.9 < min(losses[: int(steps)])
+    assert "steps to J<=0.9" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["race", "--surface", "nope"], "--surface"),
+    (["race", "--lr", "adam=-1"], "learning rate > 0"),
+    (["race", "--lr", "sgdx=0.1"], "unknown optimizer 'sgdx'"),
+    (["race", "--start", "1"], "expected a point x,y"),
+    (["ema", "--betas", "0.9,1.5"], "betas in [0, 1)"),
+    (["batches", "--sizes", "full,0"], "positive integer"),
+    (["compare", "--optimizers", "gd,lion"], "expected comma-separated optimizers"),
+])
+def test_bad_arguments_give_one_line_and_status_2(capsys, argv, fragment):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err
+
+
+BLOCKED = """
+import sys
+sys.modules["matplotlib"] = None  # as if it were not installed: importing it raises ImportError
+from tinygrad_lite.cli import main
+status = main(sys.argv[1:])
+from tinygrad_lite.studies.race import race
+from tinygrad_lite.studies.ema import ema_study
+from tinygrad_lite.surfaces import SURFACES
+result = race(SURFACES["beale"], ["adam"], steps=5)
+assert len(result.rows()) == 6 and ema_study(10).corrected[0.9].shape == (10,)
+assert sys.modules["matplotlib"] is None
+sys.exit(status)
+"""
+
+
+@pytest.mark.parametrize("command", ["race", "ema", "batches", "compare"])
+def test_without_matplotlib_commands_print_the_install_hint_and_exit_2(tmp_path, command):
+    done = subprocess.run([sys.executable, "-c", BLOCKED, command, "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and INSTALL_HINT in done.stderr
+    assert not any(tmp_path.iterdir())  # failed before doing the work
+
+
+def test_the_batches_csv_writes_the_full_batch_as_the_dataset_size(tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["batches", "--samples", "100", "--sizes", "full,50", "--epochs", "2", "--out", str(tmp_path)]) == 0
+    rows = _rows(tmp_path / "batches.csv")[1:]
+    assert sorted({int(r[0]) for r in rows}) == [50, 100]
+    full = np.array([[float(v) for v in r[1:]] for r in rows if r[0] == "100"])
+    assert list(full[:, 0]) == [0, 1, 2] and np.all(np.diff(full[:, 1]) >= 0)

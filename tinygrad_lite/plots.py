@@ -1,0 +1,226 @@
+"""The figures: draws the results of `tinygrad_lite.studies` with matplotlib (the optional `viz` extra).
+
+matplotlib is imported only when a figure is drawn, with the non-interactive Agg backend, so the
+rest of tinygrad_lite, the studies included, works without it. Figures have a fixed size in
+pixels (inches times DPI, never cropped), so tests can check what was written.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+from tinygrad_lite.studies.batches import BatchStudy
+from tinygrad_lite.studies.compare import Comparison
+from tinygrad_lite.studies.ema import EmaResult, window
+from tinygrad_lite.studies.race import RaceResult
+
+INSTALL_HINT = 'plotting needs matplotlib: pip install "tinygrad_lite[viz]"'
+DPI = 100
+RACE_SIZE = (7.0, 6.0)  # inches; 700 x 600 pixels at DPI
+EMA_SIZE = (12.0, 4.5)
+CURVES_SIZE = (11.0, 4.5)  # two panels side by side: batches and compare
+GIF_DPI = 60
+GIF_FRAMES = 60
+
+
+class MatplotlibMissing(ImportError):
+    """matplotlib is not installed; the message says how to install it."""
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, or MatplotlibMissing with the install command."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MatplotlibMissing(INSTALL_HINT) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _write_png(fig: Any, path: str) -> None:
+    """Save `fig` as a PNG with a 256-colour palette: a third of the size, and these plots look the same."""
+    from PIL import Image  # Pillow is a dependency of matplotlib
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(256).save(path, optimize=True)
+
+
+def _save(fig: Any, path: str) -> None:
+    _write_png(fig, path)
+    pyplot().close(fig)
+
+
+# ---- race ----------------------------------------------------------------------------------------
+
+
+def _race_window(result: RaceResult) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The surface's window, widened to include the start if it lies outside."""
+    (x0, x1), (y0, y1) = result.surface.xlim, result.surface.ylim
+    sx, sy = result.start
+    pad_x, pad_y = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
+    return (min(x0, sx - pad_x), max(x1, sx + pad_x)), (min(y0, sy - pad_y), max(y1, sy + pad_y))
+
+
+def _draw_surface(ax: Any, result: RaceResult) -> None:
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import LogLocator
+
+    surface = result.surface
+    (x0, x1), (y0, y1) = _race_window(result)
+    X, Y = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
+    Z = surface.value(X, Y)
+    if surface.log_scale:
+        # Log levels down to 1e-7 of the top, so both the minimum's basin and the walls get contours.
+        top = float(Z.max())
+        bottom = max(float(Z[Z > 0].min()), top * 1e-7)
+        levels = np.logspace(np.log10(bottom), np.log10(top), 36)
+        filled = ax.contourf(X, Y, np.maximum(Z, bottom), levels=levels, norm=LogNorm(), cmap="viridis")
+        ax.contour(X, Y, Z, levels=levels[::3], colors="white", linewidths=0.3, alpha=0.5)
+        ticks = LogLocator()
+    else:
+        filled = ax.contourf(X, Y, Z, levels=30, cmap="viridis")
+        ax.contour(X, Y, Z, levels=15, colors="white", linewidths=0.3, alpha=0.5)
+        ticks = None
+    ax.figure.colorbar(filled, ax=ax, label="loss" + (" (log scale)" if surface.log_scale else ""), ticks=ticks)
+    for i, (mx, my) in enumerate(surface.minima):
+        ax.plot(mx, my, marker="*", color="red", markersize=16, markeredgecolor="white", linestyle="none",
+                label="minimum" if i == 0 else None, zorder=5)
+    for i, (px, py) in enumerate(surface.saddle_points):
+        ax.plot(px, py, marker="X", color="red", markersize=11, markeredgecolor="white", linestyle="none",
+                label="saddle point" if i == 0 else None, zorder=5)
+    ax.plot(*result.start, marker="o", color="white", markeredgecolor="black", markersize=9, linestyle="none",
+            label="start", zorder=5)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+
+
+def _path_label(result: RaceResult, index: int) -> str:
+    path = result.paths[index]
+    if path.diverged:
+        return f"{path.optimizer} (lr {path.lr:g}): diverged at step {len(path.points) - 1}"
+    label = f"{path.optimizer} (lr {path.lr:g}): loss {path.losses[-1]:.3g}"
+    if result.surface.minima:
+        label += f", distance {result.surface.distance_to_minimum(*path.final):.3g}"
+    return label
+
+
+COLORS = ("#e41a1c", "#ff7f00", "#f781bf", "#ffffff", "#a65628", "#984ea3")  # visible on viridis
+
+
+def plot_race(result: RaceResult, path: str, gif_path: str | None = None) -> None:
+    """Contours of the surface with each optimizer's path, the start and the minima; optionally a GIF."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=RACE_SIZE, layout="constrained")
+    _draw_surface(ax, result)
+    steps = max(len(p.points) for p in result.paths) - 1
+    lines = []
+    for i, p in enumerate(result.paths):
+        (line,) = ax.plot(p.points[:, 0], p.points[:, 1], color=COLORS[i % len(COLORS)], linewidth=1.6,
+                          marker=".", markersize=3, label=_path_label(result, i), zorder=4)
+        lines.append(line)
+    ax.set_title(f"{result.surface.name}: {steps} steps from ({result.start[0]:g}, {result.start[1]:g})")
+    ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    _write_png(fig, path)
+    if gif_path is not None:
+        _animate(fig, lines, result, gif_path)
+    plt.close(fig)
+
+
+def _animate(fig: Any, lines: list[Any], result: RaceResult, gif_path: str) -> None:
+    """The paths growing over time, GIF_FRAMES frames at most, written with the Pillow writer."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    steps = max(len(p.points) for p in result.paths)
+    frames = np.unique(np.linspace(1, steps, min(GIF_FRAMES, steps)).astype(int))
+
+    def draw(n: int) -> list[Any]:
+        for line, p in zip(lines, result.paths):
+            line.set_data(p.points[:n, 0], p.points[:n, 1])
+        return lines
+
+    FuncAnimation(fig, draw, frames=frames, blit=False).save(gif_path, writer=PillowWriter(fps=12), dpi=GIF_DPI)
+
+
+# ---- moving averages -----------------------------------------------------------------------------
+
+
+def plot_ema(result: EmaResult, path: str) -> None:
+    """Left: the series and its bias-corrected averages. Right: the start, corrected (solid) against raw (dashed)."""
+    plt = pyplot()
+    fig, (whole, start) = plt.subplots(1, 2, figsize=EMA_SIZE, layout="constrained", width_ratios=(2, 1))
+    t = np.arange(1, len(result.values) + 1)
+    colors = plt.get_cmap("plasma")(np.linspace(0.05, 0.8, len(result.betas)))
+    early = t <= min(len(t), max(30, int(2 * max(window(b) for b in result.betas))))
+    for ax, shown in ((whole, slice(None)), (start, early)):
+        ax.plot(t[shown], result.values[shown], ".", color="0.6", markersize=3, label="series X")
+    for beta, color in zip(result.betas, colors):
+        n = window(beta)
+        whole.plot(t, result.corrected[beta], color=color, linewidth=1.6,
+                   label=f"beta = {beta:g}: n ≈ 1/(1-beta) = {n:.0f}")
+        start.plot(t[early], result.corrected[beta][early], color=color, linewidth=1.6)
+        start.plot(t[early], result.ema[beta][early], color=color, linewidth=1.2, linestyle="--")
+        if n <= t[early][-1]:
+            start.axvline(n, color=color, linestyle=":", linewidth=1)
+            start.annotate(f"t = n = {n:.0f}", xy=(n, 0.02), xycoords=("data", "axes fraction"), color=color,
+                           fontsize=8, rotation=90, ha="right", va="bottom")
+    whole.set_title("A = beta*A + (1-beta)*X: larger beta, smoother and later")
+    whole.set_xlabel("t")
+    whole.set_ylabel("value")
+    whole.legend(fontsize=8, loc="lower left")
+    start.set_title("the start: dashed starts at 0, solid is A / (1-beta^t)", fontsize=10)
+    start.set_xlabel("t")
+    _save(fig, path)
+
+
+# ---- loss curves ---------------------------------------------------------------------------------
+
+
+def plot_batches(study: BatchStudy, path: str) -> None:
+    """Cost J against epochs (left) and against training seconds (right), one line per batch size."""
+    plt = pyplot()
+    fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=CURVES_SIZE, layout="constrained", sharey=True)
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(study.sizes)))
+    for size, curve, color in zip(study.sizes, study.curves, colors):
+        label = study.label(size)
+        by_epoch.plot(curve.epochs, curve.losses, color=color, label=label, linewidth=1.5)
+        # From the first logged step on: the start, at 0 s, has no place on a log axis.
+        by_time.plot(curve.seconds[1:], curve.losses[1:], color=color, label=label, linewidth=1.5)
+    by_epoch.set_yscale("log")
+    by_epoch.set_xlabel("epoch (passes over the data)")
+    by_epoch.set_ylabel("cost J over the whole dataset")
+    by_epoch.set_title("per epoch: more steps per pass learn faster")
+    by_time.set_xscale("log")
+    by_time.set_xlabel("training seconds (log scale)")
+    by_time.set_title("per second: batch size 1 pays for no vectorisation")
+    by_epoch.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_compare(result: Comparison, path: str) -> None:
+    """Cost J against steps and against seconds per optimizer, with the target loss and the time to reach it."""
+    plt = pyplot()
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=CURVES_SIZE, layout="constrained", sharey=True)
+    for (name, lr, steps, seconds, _), curve in zip(result.to_target(), result.curves):
+        reached = "never reaches target" if steps is None else f"target at step {steps}, {seconds:.2f} s"
+        (line,) = by_step.plot(curve.steps, curve.losses, linewidth=1.5, label=f"{name} (lr {lr:g}): {reached}")
+        by_time.plot(curve.seconds, curve.losses, linewidth=1.5, color=line.get_color())
+    for ax in (by_step, by_time):
+        ax.axhline(result.target, color="black", linestyle=":", linewidth=1)
+    by_step.set_yscale("log")
+    by_step.set_xlabel("step")
+    by_step.set_ylabel("cost J over the whole dataset")
+    by_step.set_title(f"loss curves, target J = {result.target:g} dotted")
+    by_time.set_xlabel("training seconds")
+    by_time.set_title("the same runs against wall-clock time")
+    by_step.legend(fontsize=8)
+    _save(fig, path)

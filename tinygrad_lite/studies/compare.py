@@ -1,0 +1,76 @@
+"""Gradient descent, Momentum, RMSProp and Adam training the same network: loss curves and time to a target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tinygrad_lite import train as training
+from tinygrad_lite.rng import manual_seed
+from tinygrad_lite.studies.curves import Curve, train_curve, warm_up
+from tinygrad_lite.studies.race import RACE_OPTIMIZERS
+from tinygrad_lite.studies.records import write_csv
+
+# Learning rates that train the default network well; the article's Momentum averages dW, so it takes GD's lr.
+DEFAULT_LR = {"gd": 0.5, "momentum": 0.5, "rmsprop": 0.005, "adam": 0.01}
+
+
+@dataclass
+class Comparison:
+    """One loss curve per optimizer (J logged after every step) and the target loss they race to."""
+
+    target: float
+    optimizers: list[str] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)
+
+    columns = ("optimizer", "step", "seconds", "loss")
+
+    def rows(self) -> list[tuple]:
+        """Long format: optimizer, step, seconds, loss."""
+        return [(name, step, seconds, loss) for name, curve in zip(self.optimizers, self.curves)
+                for step, seconds, loss in zip(curve.steps, curve.seconds, curve.losses)]
+
+    def write_csv(self, path: str) -> None:
+        """Write `rows()` under `columns` to `path` (compare.csv)."""
+        write_csv(path, self.columns, self.rows())
+
+    def write_targets(self, path: str) -> None:
+        """The `to_target` table as CSV: optimizer, lr, steps_to_target, seconds_to_target, final_loss."""
+        write_csv(path, ("optimizer", "lr", "steps_to_target", "seconds_to_target", "final_loss"),
+                  [["" if v is None else v for v in row] for row in self.to_target()])
+
+    def to_target(self) -> list[tuple[str, float, int | None, float | None, float]]:
+        """(optimizer, lr, steps to reach the target, seconds to reach it, final loss); None if never reached."""
+        table = []
+        for name, lr, curve in zip(self.optimizers, self.lrs, self.curves):
+            i = curve.first_reaching(self.target)
+            table.append((name, lr, None if i is None else curve.steps[i], None if i is None else curve.seconds[i],
+                          curve.losses[-1]))
+        return table
+
+
+def compare(optimizers: tuple[str, ...] = tuple(DEFAULT_LR), lr: dict[str, float] | None = None, *,
+            dataset: str = "spiral", samples: int = 300, hidden: tuple[int, ...] = (64, 64),
+            batch_size: int | None = 64, epochs: int = 100,
+            target: float = 0.1, seed: int = 0) -> Comparison:
+    """Train the same initial network on the same batches with each optimizer, logging J after every step."""
+    if dataset not in training.DATASETS or dataset == "regression":
+        raise ValueError(f"compare: unknown or non-classification dataset {dataset!r}, expected one of "
+                         f"{sorted(set(training.DATASETS) - {'regression'})}")
+    rates = {**DEFAULT_LR, **(lr or {})}
+    X, y = training.DATASETS[dataset](samples, seed=seed)
+    sizes_of = [X.shape[1], *hidden, int(y.max()) + 1]
+    warm_up(training.mlp(sizes_of), X, y)
+    result = Comparison(target)
+    for name in optimizers:
+        if name not in RACE_OPTIMIZERS:
+            raise ValueError(f"compare: unknown optimizer {name!r}, expected one of {sorted(RACE_OPTIMIZERS)}")
+        manual_seed(seed)  # the same initial weights for every optimizer
+        model = training.mlp(sizes_of)
+        opt = RACE_OPTIMIZERS[name](model.parameters(), lr=rates[name])
+        steps_per_epoch = -(-samples // (batch_size or samples))
+        result.optimizers.append(name)
+        result.lrs.append(rates[name])
+        result.curves.append(train_curve(model, opt, X, y, batch_size=batch_size, epochs=epochs,
+                                         evals_per_epoch=steps_per_epoch, seed=seed))
+    return result

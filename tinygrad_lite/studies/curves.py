@@ -1,0 +1,94 @@
+"""Loss curves of a real training run: the cost J over the whole dataset, logged against steps and seconds.
+
+Batch-size and optimizer studies both train an MLP and log J at regular points. The clock is
+stopped while J is evaluated, so `seconds` is training time only and compares fairly across runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinygrad_lite import data, nn, optim
+from tinygrad_lite.tensor import Tensor, no_grad
+
+
+@dataclass
+class Curve:
+    """J logged during one run: after steps[i] updates (epochs[i] passes over the data, seconds[i] of training)."""
+
+    steps: list[int] = field(default_factory=list)
+    epochs: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+
+    def first_reaching(self, target: float) -> int | None:
+        """Index of the first logged point with loss <= target, or None if it never gets there."""
+        for i, loss in enumerate(self.losses):
+            if loss <= target:
+                return i
+        return None
+
+
+def cost(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
+    """The cost J: mean cross-entropy over the whole dataset, without recording a graph."""
+    with no_grad():
+        return nn.functional.cross_entropy(model(Tensor(X)), y).item()
+
+
+def train_curve(model: nn.Module, optimizer: optim.Optimizer, X: np.ndarray, y: np.ndarray, *,
+                batch_size: int | None, epochs: int, evals_per_epoch: int = 1, max_seconds: float | None = None,
+                seed: int = 0) -> Curve:
+    """Train with mini-batches of `batch_size` (None = the full batch) and log J `evals_per_epoch` times an epoch.
+
+    Stops after `epochs` epochs, or at the first log point after `max_seconds` of training.
+    """
+    if epochs < 1 or evals_per_epoch < 1:
+        raise ValueError(f"train_curve: epochs and evals_per_epoch must be >= 1, got {epochs}, {evals_per_epoch}")
+    loader = data.DataLoader(X, y, batch_size=batch_size, seed=seed)
+    steps_per_epoch = len(loader)
+    log_every = max(1, steps_per_epoch // evals_per_epoch)
+    loss_fn = nn.CrossEntropyLoss()
+    curve = Curve()
+
+    def log(step: int, seconds: float) -> None:
+        curve.steps.append(step)
+        curve.epochs.append(step / steps_per_epoch)
+        curve.seconds.append(seconds)
+        curve.losses.append(cost(model, X, y))
+
+    step, seconds = 0, 0.0
+    log(step, seconds)
+    for _ in range(epochs):
+        started = time.perf_counter()
+        for i, (xb, yb) in enumerate(loader, 1):
+            loss = loss_fn(model(Tensor(xb)), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if i % log_every == 0 or i == steps_per_epoch:
+                seconds += time.perf_counter() - started
+                log(step, seconds)
+                if not math.isfinite(curve.losses[-1]) or (max_seconds is not None and seconds >= max_seconds):
+                    return curve
+                started = time.perf_counter()
+    return curve
+
+
+def warm_up(model: nn.Module, X: np.ndarray, y: np.ndarray) -> None:
+    """A few untimed full-batch and single-example steps on a throwaway model.
+
+    The first steps of a process pay one-off costs (BLAS start-up, allocator growth) that would
+    otherwise be charged to whichever run is timed first.
+    """
+    opt = optim.SGD(model.parameters(), lr=0.0)
+    loss_fn = nn.CrossEntropyLoss()
+    for rows in (slice(None), slice(0, 1)) * 3:
+        loss = loss_fn(model(Tensor(X[rows])), y[rows])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
