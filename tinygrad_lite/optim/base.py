@@ -247,9 +247,10 @@ class Optimizer:
         return places
 
     def state_dict(self) -> dict[str, Any]:
-        """A snapshot: {'state': {index: {'step', arrays...}}, 'param_groups': [{hyperparameters, 'params'}]}.
+        """A snapshot: {'state': {index: {'step', arrays...}}, 'param_groups': [...], 'skipped_steps': n}.
 
         As PyTorch's, with parameters numbered across groups; parameters never stepped are left out.
+        `skipped_steps` counts the steps `skip_nonfinite=True` refused (PyTorch has no such entry).
         """
         state = {}
         for index, (chunk, i) in enumerate(self._locate()):
@@ -264,7 +265,7 @@ class Optimizer:
             hyper = {k: v for k, v in group.items() if k != "params"}
             groups.append({**hyper, "params": list(range(start, start + n))})
             start += n
-        return {"state": state, "param_groups": groups}
+        return {"state": state, "param_groups": groups, "skipped_steps": self.skipped_steps}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a `state_dict()`; everything is checked before anything changes."""
@@ -284,6 +285,9 @@ class Optimizer:
             if unknown:
                 raise ValueError(f"{name}.load_state_dict: param group {i} has unknown keys {sorted(unknown)}")
             self._validate(saved)
+        skipped = state_dict.get("skipped_steps", self.skipped_steps)
+        if isinstance(skipped, bool) or not isinstance(skipped, (int, np.integer)) or skipped < 0:
+            raise ValueError(f"{name}.load_state_dict: skipped_steps is {skipped!r}, expected an int >= 0")
         places = self._locate()
         updates = []
         for index, entry in saved_state.items():
@@ -303,6 +307,9 @@ class Optimizer:
                 if value.shape != chunk.params[i].shape:
                     raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has shape {value.shape}, "
                                      f"expected {chunk.params[i].shape}")
+                if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
+                    raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has dtype {value.dtype}, "
+                                     "expected real numbers")
             updates.append((chunk, i, int(step), entry))
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
@@ -316,6 +323,7 @@ class Optimizer:
                 np.copyto(views[i], np.asarray(entry[key]), casting="unsafe")
         for chunk, _ in places:
             chunk.set_steps(steps[id(chunk)])
+        self.skipped_steps = int(skipped)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} (backend={self.backend!r})"]
