@@ -20,12 +20,12 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.sum(axis=tuple(range(added)) + stretched).reshape(shape)
 
 
-def _broadcast_shape(op: str, a: np.ndarray, b: np.ndarray) -> None:
+def _broadcast_shape(op: str, *arrays: np.ndarray) -> None:
     try:
-        np.broadcast_shapes(a.shape, b.shape)
+        np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
         raise ValueError(
-            f"{op}: shapes {a.shape} and {b.shape} do not broadcast; each trailing dimension "
+            f"{op}: shapes {' and '.join(str(a.shape) for a in arrays)} do not broadcast; each trailing dimension "
             "must match or be 1"
         ) from None
 
@@ -347,8 +347,13 @@ class GetItem(Function):
 
 class Concatenate(Function):
     def forward(self, *arrays, axis=0):
+        try:
+            out = np.concatenate(arrays, axis=axis)
+        except ValueError as error:
+            raise ValueError(f"concatenate: shapes {[a.shape for a in arrays]} cannot be joined along axis {axis}; "
+                             f"expected equal sizes in every other dimension ({error})") from None
         self.save_for_backward(np.cumsum([a.shape[axis] for a in arrays])[:-1], axis)
-        return np.concatenate(arrays, axis=axis)
+        return out
 
     def backward(self, grad):
         split_points, axis = self.saved
@@ -357,6 +362,7 @@ class Concatenate(Function):
 
 class Where(Function):
     def forward(self, a, b, condition):
+        _broadcast_shape("where", condition, a, b)
         self.save_for_backward(condition, a.shape, b.shape)
         return np.where(condition, a, b)
 

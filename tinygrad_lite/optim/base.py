@@ -8,6 +8,7 @@ A step is then one call of the update rule over the whole buffer, whichever back
 from __future__ import annotations
 
 import importlib
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -120,6 +121,12 @@ class Optimizer:
     def _validate(self, hyper: dict[str, Any]) -> None:
         """Raise ValueError naming any hyperparameter outside its valid range."""
         name = type(self).__name__
+        for key in ("lr", "eps", "weight_decay", "beta", "momentum", "dampening"):
+            if key in hyper and (isinstance(hyper[key], bool) or not isinstance(hyper[key], numbers.Real)):
+                raise ValueError(f"{name}: invalid {key}={hyper[key]!r}, expected a number")
+        betas = hyper.get("betas", ())
+        if not isinstance(betas, (tuple, list)) or not all(isinstance(b, numbers.Real) for b in betas):
+            raise ValueError(f"{name}: invalid betas={betas!r}, expected a pair of numbers such as (0.9, 0.999)")
         if "lr" in hyper and not hyper["lr"] >= 0:
             raise ValueError(f"{name}: invalid learning rate lr={hyper['lr']}, expected lr >= 0")
         if "eps" in hyper and not hyper["eps"] > 0:
