@@ -100,6 +100,8 @@ def train(config: TrainConfig) -> TrainResult:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
     if config.save_every is not None and config.save_every < 1:
         raise ValueError(f"save_every must be >= 1, got {config.save_every}")
+    if config.out:
+        os.makedirs(config.out, exist_ok=True)  # an unusable --out fails now, not after the whole run
     manual_seed(config.seed)
     X, y = DATASETS[config.dataset](config.samples, seed=config.seed)
     regression = config.dataset == "regression"
