@@ -282,9 +282,13 @@ class Max(Function):
     """Max over `axis`; tied maxima share the gradient equally, as PyTorch's `amax` does."""
 
     def forward(self, x, axis=None, keepdims=False):
-        if x.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {x.shape}")
-        out = np.max(x, axis=axis, keepdims=True)
+        try:
+            out = np.max(x, axis=axis, keepdims=True)
+        except ValueError:
+            if x.size:
+                raise  # a bad axis: numpy's AxisError names it
+            raise ValueError(f"max: cannot reduce over an empty axis of a tensor of shape {x.shape} "
+                             f"(axis={axis}); the maximum of no values is undefined") from None
         self.save_for_backward(x == out, axis, keepdims)
         return out if keepdims else np.squeeze(out, axis=axis)
 
@@ -378,7 +382,7 @@ class Where(Function):
 
 class LogSoftmax(Function):
     def forward(self, x, axis=-1):
-        shifted = x - np.max(x, axis=axis, keepdims=True)  # exp never overflows
+        shifted = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # exp never overflows; -inf: empty ok
         out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
         self.save_for_backward(out, axis)
         return out
@@ -390,7 +394,7 @@ class LogSoftmax(Function):
 
 class Softmax(Function):
     def forward(self, x, axis=-1):
-        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
         out = e / np.sum(e, axis=axis, keepdims=True)
         self.save_for_backward(out, axis)
         return out
