@@ -250,7 +250,7 @@ def test_a_checkpoint_that_does_not_fit_changes_neither_model_nor_optimizer(tmp_
     wider = nn.Sequential(nn.Linear(2, 9), nn.ReLU(), nn.Linear(9, 3))
     wider_opt = optim.Adam(wider.parameters())
     before = _snapshot(wider, wider_opt)
-    with pytest.raises(CheckpointError, match=r"[02]\.weight has shape"):
+    with pytest.raises(CheckpointError, match="0.weight has shape"):
         checkpoint.load(path, wider, wider_opt)
     assert _snapshot(wider, wider_opt) == before
 

@@ -187,7 +187,11 @@ def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
     """
     path = os.fspath(path)
     tensors, metadata = _read(path)
-    model_tensors = {k: v for k, v in tensors.items() if not k.startswith(OPTIM_PREFIX)}
+    before = model.state_dict()
+    # The model's own order first (safetensors returns names in no fixed order), so errors name the first misfit.
+    names = [name for name in before if name in tensors]
+    names += sorted(name for name in tensors if name not in before and not name.startswith(OPTIM_PREFIX))
+    model_tensors = {name: tensors[name] for name in names}
     try:
         rng_state = json.loads(metadata[_RESERVED + "rng"])
         bit_generator = type(generator().bit_generator)()
@@ -208,7 +212,6 @@ def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"load: {path!r} has an invalid header entry: {error!r}") from None
 
-    before = model.state_dict()
     try:
         model.load_state_dict(model_tensors)
         if optimizer_state is not None:
