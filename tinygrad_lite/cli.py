@@ -131,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--backend", choices=["numpy", "numba"], default=None, help="optimizer backend")
-    p.add_argument("--out", default=defaults.out, help="folder for metrics.csv and the weights")
+    p.add_argument("--out", default=defaults.out, help="folder for metrics.csv and checkpoint.safetensors")
+    p.add_argument("--save-every", type=_positive_int, default=None, metavar="N",
+                   help="also write the checkpoint every N epochs (it is always written at the end)")
+    p.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue from a checkpoint written by a run with the same settings")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=_train)
     _add_graph(commands)
@@ -146,7 +150,7 @@ def _train(args: argparse.Namespace) -> None:
     config = training.TrainConfig(
         dataset=args.dataset, samples=args.samples, hidden=args.hidden, optimizer=args.optimizer, lr=args.lr,
         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, backend=args.backend, out=args.out,
-        progress=not args.no_progress,
+        progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
     )
     if config.lr is not None and config.lr < 0:
         raise UsageError(f"tinygrad-lite train: --lr must be >= 0, got {config.lr}")
@@ -155,7 +159,7 @@ def _train(args: argparse.Namespace) -> None:
     accuracy = "" if final["accuracy"] != final["accuracy"] else f"  accuracy {final['accuracy']:.4f}"
     print(f"final loss {final['loss']:.4f}{accuracy}  ({final['seconds']:.1f} s, {config.epochs} epochs)")
     if config.out:
-        print(f"wrote {config.out}/metrics.csv and {config.out}/model.npz")
+        print(f"wrote {config.out}/metrics.csv and {config.out}/{training.CHECKPOINT}")
 
 
 def _add_graph(commands: argparse._SubParsersAction) -> None:

@@ -20,14 +20,15 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.sum(axis=tuple(range(added)) + stretched).reshape(shape)
 
 
-def _broadcast_shape(op: str, a: np.ndarray, b: np.ndarray) -> None:
-    if a.shape == b.shape or a.ndim == 0 or b.ndim == 0:
+def _broadcast_shape(op: str, *arrays: np.ndarray) -> None:
+    shapes = {a.shape for a in arrays}
+    if len(shapes) == 1 or (len(shapes) == 2 and () in shapes):
         return  # nothing to check, and np.broadcast_shapes costs more than most small ops
     try:
-        np.broadcast_shapes(a.shape, b.shape)
+        np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
         raise ValueError(
-            f"{op}: shapes {a.shape} and {b.shape} do not broadcast; each trailing dimension "
+            f"{op}: shapes {' and '.join(str(a.shape) for a in arrays)} do not broadcast; each trailing dimension "
             "must match or be 1"
         ) from None
 
@@ -290,9 +291,13 @@ class Max(Function):
     """Max over `axis`; tied maxima share the gradient equally, as PyTorch's `amax` does."""
 
     def forward(self, x, axis=None, keepdims=False):
-        if x.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {x.shape}")
-        out = np.max(x, axis=axis, keepdims=True)
+        try:
+            out = np.max(x, axis=axis, keepdims=True)
+        except ValueError:
+            if x.size:
+                raise  # a bad axis: numpy's AxisError names it
+            raise ValueError(f"max: cannot reduce over an empty axis of a tensor of shape {x.shape} "
+                             f"(axis={axis}); the maximum of no values is undefined") from None
         self.save_for_backward(x == out, axis, keepdims)
         return out if keepdims else np.squeeze(out, axis=axis)
 
@@ -355,8 +360,13 @@ class GetItem(Function):
 
 class Concatenate(Function):
     def forward(self, *arrays, axis=0):
+        try:
+            out = np.concatenate(arrays, axis=axis)
+        except ValueError as error:
+            raise ValueError(f"concatenate: shapes {[a.shape for a in arrays]} cannot be joined along axis {axis}; "
+                             f"expected equal sizes in every other dimension ({error})") from None
         self.save_for_backward(np.cumsum([a.shape[axis] for a in arrays])[:-1], axis)
-        return np.concatenate(arrays, axis=axis)
+        return out
 
     def backward(self, grad):
         split_points, axis = self.saved
@@ -365,6 +375,7 @@ class Concatenate(Function):
 
 class Where(Function):
     def forward(self, a, b, condition):
+        _broadcast_shape("where", condition, a, b)
         self.save_for_backward(condition, a.shape, b.shape)
         return np.where(condition, a, b)
 
@@ -382,7 +393,7 @@ class LogSoftmax(Function):
     name = "log_softmax"
 
     def forward(self, x, axis=-1):
-        shifted = x - np.max(x, axis=axis, keepdims=True)  # exp never overflows
+        shifted = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # exp never overflows; -inf: empty ok
         out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
         self.save_for_backward(out, axis)
         return out
@@ -394,7 +405,7 @@ class LogSoftmax(Function):
 
 class Softmax(Function):
     def forward(self, x, axis=-1):
-        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
         out = e / np.sum(e, axis=axis, keepdims=True)
         self.save_for_backward(out, axis)
         return out

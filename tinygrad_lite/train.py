@@ -1,4 +1,4 @@
-"""The main job: train an MLP on a toy dataset, log per-epoch metrics, and save the weights."""
+"""The main job: train an MLP on a toy dataset, log per-epoch metrics, and checkpoint it (resumable)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygrad_lite import data, nn, optim
+from tinygrad_lite import checkpoint, data, nn, optim
 from tinygrad_lite.rng import manual_seed
 from tinygrad_lite.tensor import Tensor, no_grad
 
@@ -47,6 +47,13 @@ class TrainConfig:
     backend: str | None = None
     out: str | None = "runs/train"
     progress: bool = True
+    resume: str | None = None  # a checkpoint written by an earlier run with the same settings
+    save_every: int | None = None  # epochs between checkpoints in `out` (one is always written at the end)
+
+
+CHECKPOINT = "checkpoint.safetensors"
+# The settings a resumed run must share with the run that wrote the checkpoint (epochs and backend may differ).
+_RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed")
 
 
 @dataclass
@@ -80,13 +87,21 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, regression: bool) -
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train per `config`; writes metrics.csv and the weights into `config.out` when it is set."""
+    """Train per `config`; writes metrics.csv and checkpoint.safetensors into `config.out` when it is set.
+
+    Shuffling draws from the global generator seeded with `config.seed`, and checkpoints store that
+    generator's state, so a run resumed from a checkpoint continues bit for bit like one never stopped.
+    """
     if config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}, expected one of {sorted(DATASETS)}")
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}, expected one of {sorted(OPTIMIZERS)}")
     if config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
+    if config.save_every is not None and config.save_every < 1:
+        raise ValueError(f"save_every must be >= 1, got {config.save_every}")
+    if config.out:
+        os.makedirs(config.out, exist_ok=True)  # an unusable --out fails now, not after the whole run
     manual_seed(config.seed)
     X, y = DATASETS[config.dataset](config.samples, seed=config.seed)
     regression = config.dataset == "regression"
@@ -95,10 +110,14 @@ def train(config: TrainConfig) -> TrainResult:
     lr = DEFAULT_LR[config.optimizer] if config.lr is None else config.lr
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=lr, backend=config.backend)
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
-    loader = data.DataLoader(X, y, batch_size=config.batch_size, seed=config.seed)
+    loader = data.DataLoader(X, y, batch_size=config.batch_size)
     result = TrainResult(model, optimizer)
+    settings = _settings(config, lr)
+    first_epoch, seconds_before = 1, 0.0
+    if config.resume:
+        first_epoch, seconds_before = _resume(config, settings, result) + 1, result.final["seconds"]
 
-    epochs = range(1, config.epochs + 1)
+    epochs = range(first_epoch, config.epochs + 1)
     bar = None
     if config.progress:
         from tqdm import tqdm
@@ -117,21 +136,46 @@ def train(config: TrainConfig) -> TrainResult:
             batches += 1
         _, accuracy = evaluate(model, X, y, regression)
         result.history.append({"epoch": epoch, "loss": running_loss / batches, "accuracy": accuracy,
-                               "seconds": time.perf_counter() - start})
+                               "seconds": seconds_before + time.perf_counter() - start})
         if bar is not None:
             bar.set_postfix(loss=f"{running_loss / batches:.4f}", refresh=False)
+        if config.out and config.save_every and epoch % config.save_every == 0 and epoch < config.epochs:
+            save_run(result, config.out, settings)
     if bar is not None:
         bar.close()
     if config.out:
-        save_run(result, config.out)
+        save_run(result, config.out, settings)
     return result
 
 
-def save_run(result: TrainResult, out: str) -> None:
-    """Write metrics.csv and model.npz (the state_dict) into the folder `out`."""
+def _settings(config: TrainConfig, lr: float) -> dict:
+    return {"dataset": config.dataset, "samples": config.samples, "hidden": list(config.hidden),
+            "optimizer": config.optimizer, "lr": lr, "batch_size": config.batch_size, "seed": config.seed}
+
+
+def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
+    """Load `config.resume` into the fresh model and optimizer; returns the last epoch it completed."""
+    metadata = checkpoint.read_metadata(config.resume)  # check the settings before loading anything
+    saved = metadata.get("settings")
+    if not isinstance(saved, dict) or "epoch" not in metadata or not metadata.get("history"):
+        raise ValueError(f"resume: {config.resume!r} is a checkpoint but not one written by `tinygrad-lite train`")
+    differ = [f"{key} {saved.get(key)!r} there, {settings[key]!r} here" for key in _RESUME_KEYS
+              if saved.get(key) != settings[key]]
+    if differ:
+        raise ValueError(f"resume: {config.resume!r} was written with other settings: " + "; ".join(differ))
+    if metadata["epoch"] > config.epochs:
+        raise ValueError(f"resume: {config.resume!r} is at epoch {metadata['epoch']}, past --epochs {config.epochs}")
+    checkpoint.load(config.resume, result.model, result.optimizer)
+    result.history.extend(metadata["history"])
+    return int(metadata["epoch"])
+
+
+def save_run(result: TrainResult, out: str, settings: dict | None = None) -> None:
+    """Write metrics.csv and checkpoint.safetensors (model, optimizer, generator, history) into `out`."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "metrics.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["epoch", "loss", "accuracy", "seconds"])
         writer.writeheader()
         writer.writerows(result.history)
-    np.savez(os.path.join(out, "model.npz"), **result.model.state_dict())
+    checkpoint.save(os.path.join(out, CHECKPOINT), result.model, result.optimizer, epoch=result.final["epoch"],
+                    history=result.history, settings=settings or {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -144,6 +145,12 @@ class Optimizer:
     def _validate(self, hyper: dict[str, Any]) -> None:
         """Raise ValueError naming any hyperparameter outside its valid range."""
         name = type(self).__name__
+        for key in ("lr", "eps", "weight_decay", "beta", "momentum", "dampening"):
+            if key in hyper and (isinstance(hyper[key], bool) or not isinstance(hyper[key], numbers.Real)):
+                raise ValueError(f"{name}: invalid {key}={hyper[key]!r}, expected a number")
+        betas = hyper.get("betas", ())
+        if not isinstance(betas, (tuple, list)) or not all(isinstance(b, numbers.Real) for b in betas):
+            raise ValueError(f"{name}: invalid betas={betas!r}, expected a pair of numbers such as (0.9, 0.999)")
         if "lr" in hyper and not hyper["lr"] >= 0:
             raise ValueError(f"{name}: invalid learning rate lr={hyper['lr']}, expected lr >= 0")
         if "eps" in hyper and not hyper["eps"] > 0:
@@ -271,9 +278,10 @@ class Optimizer:
         return places
 
     def state_dict(self) -> dict[str, Any]:
-        """A snapshot: {'state': {index: {'step', arrays...}}, 'param_groups': [{hyperparameters, 'params'}]}.
+        """A snapshot: {'state': {index: {'step', arrays...}}, 'param_groups': [...], 'skipped_steps': n}.
 
         As PyTorch's, with parameters numbered across groups; parameters never stepped are left out.
+        `skipped_steps` counts the steps `skip_nonfinite=True` refused (PyTorch has no such entry).
         """
         state = {}
         for index, (chunk, i) in enumerate(self._locate()):
@@ -288,7 +296,7 @@ class Optimizer:
             hyper = {k: v for k, v in group.items() if k != "params"}
             groups.append({**hyper, "params": list(range(start, start + n))})
             start += n
-        return {"state": state, "param_groups": groups}
+        return {"state": state, "param_groups": groups, "skipped_steps": self.skipped_steps}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a `state_dict()`; everything is checked before anything changes."""
@@ -308,6 +316,9 @@ class Optimizer:
             if unknown:
                 raise ValueError(f"{name}.load_state_dict: param group {i} has unknown keys {sorted(unknown)}")
             self._validate(saved)
+        skipped = state_dict.get("skipped_steps", self.skipped_steps)
+        if isinstance(skipped, bool) or not isinstance(skipped, (int, np.integer)) or skipped < 0:
+            raise ValueError(f"{name}.load_state_dict: skipped_steps is {skipped!r}, expected an int >= 0")
         places = self._locate()
         updates = []
         for index, entry in saved_state.items():
@@ -327,6 +338,9 @@ class Optimizer:
                 if value.shape != chunk.params[i].shape:
                     raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has shape {value.shape}, "
                                      f"expected {chunk.params[i].shape}")
+                if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
+                    raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has dtype {value.dtype}, "
+                                     "expected real numbers")
             updates.append((chunk, i, int(step), entry))
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
@@ -340,6 +354,7 @@ class Optimizer:
                 np.copyto(views[i], np.asarray(entry[key]), casting="unsafe")
         for chunk, _ in places:
             chunk.set_steps(steps[id(chunk)])
+        self.skipped_steps = int(skipped)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} (backend={self.backend!r})"]

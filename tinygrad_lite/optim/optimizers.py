@@ -89,8 +89,8 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, *, backend: str | None = None,
                  skip_nonfinite: bool = False) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), backend,
-                         skip_nonfinite)
+        betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas  # anything else: a clear error below
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay), backend, skip_nonfinite)
 
     def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         beta1, beta2 = group["betas"]

@@ -1,0 +1,224 @@
+"""`save` and `load`: a model, its optimizer and the random generator in one safetensors file.
+
+Layout of the file (readable by any safetensors reader, e.g. `safetensors.torch.load_file`):
+- the model's tensors under their `state_dict()` names (`0.weight`, `0.bias`, ...);
+- the optimizer's state arrays as `optim.state.<param index>.<name>` (`optim.state.0.exp_avg`);
+- in the JSON header's `__metadata__` (string values only): `tinygrad_lite.optimizer` (class, step counts,
+  param-group hyperparameters, skipped steps), `tinygrad_lite.rng` (the global generator's state), the
+  caller's metadata (each value JSON-encoded) and `tinygrad_lite.sha256`, a digest of all of the above.
+
+Loading parses JSON and raw arrays only, never pickle. Saving writes a temporary file in the same folder,
+fsyncs it and renames it over the target, so a crash leaves either the old file or the new one, whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from typing import Any
+
+import numpy as np
+import safetensors
+import safetensors.numpy
+
+from tinygrad_lite.nn.module import Module
+from tinygrad_lite.optim.base import Optimizer
+from tinygrad_lite.rng import generator
+
+FORMAT_VERSION = "1"
+OPTIM_PREFIX = "optim."
+_RESERVED = "tinygrad_lite."
+_STATE_PREFIX = OPTIM_PREFIX + "state."
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is truncated, corrupted, or does not fit the model or optimizer it is loaded into."""
+
+
+def _to_json(value: Any) -> str:
+    def plain(obj: Any) -> Any:
+        if isinstance(obj, np.generic):
+            return obj.item()
+        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+    return json.dumps(value, default=plain, sort_keys=True)
+
+
+def _digest(tensors: dict[str, np.ndarray], header: dict[str, str]) -> str:
+    """sha256 over every tensor (name, dtype, shape, bytes) and every header entry, in sorted order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        array = tensors[name]
+        h.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    for key in sorted(header):
+        h.update(f"{key}\0{header[key]}\0".encode())
+    return h.hexdigest()
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename itself durable; not possible on every platform, hence optional."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: str, blob: bytes) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"save: folder {folder!r} for checkpoint {path!r} does not exist")
+    # A unique name in the same folder, so the final rename stays on one file system and is atomic.
+    temp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_folder(folder)
+
+
+def save(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = None, **metadata: Any) -> None:
+    """Write `model`'s parameters, `optimizer`'s state, the global generator and `metadata` to `path`, atomically.
+
+    Metadata values may be anything JSON can encode; `load` returns them decoded. Unlike `torch.save`,
+    nothing is pickled, so loading a file cannot run code.
+    """
+    path = os.fspath(path)
+    tensors = model.state_dict()
+    clash = [name for name in tensors if name.startswith(OPTIM_PREFIX)]
+    if clash:
+        raise ValueError(f"save: model parameter names {clash} use the prefix {OPTIM_PREFIX!r} reserved for "
+                         "optimizer state")
+    header = {_RESERVED + "format": FORMAT_VERSION, _RESERVED + "rng": _to_json(generator().bit_generator.state)}
+    if optimizer is not None:
+        state_dict = optimizer.state_dict()
+        steps = {}
+        for index, entry in state_dict["state"].items():
+            steps[str(index)] = entry["step"]
+            for name, value in entry.items():
+                if name != "step":
+                    tensors[f"{_STATE_PREFIX}{index}.{name}"] = np.ascontiguousarray(value)
+        header[_RESERVED + "optimizer"] = _to_json({
+            "class": type(optimizer).__name__, "steps": steps, "param_groups": state_dict["param_groups"],
+            "skipped_steps": state_dict.get("skipped_steps", 0),
+        })
+    for key, value in metadata.items():
+        if key.startswith(_RESERVED):
+            raise ValueError(f"save: metadata key {key!r} uses the reserved prefix {_RESERVED!r}")
+        try:
+            header[key] = _to_json(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"save: metadata {key}={value!r} cannot be stored as JSON ({error})") from None
+    header[_RESERVED + "sha256"] = _digest(tensors, header)
+    _atomic_write(path, safetensors.numpy.save(tensors, metadata=header))
+
+
+def _read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors and `__metadata__` of a checkpoint, verified against its digest."""
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"load: checkpoint {path!r} does not exist") from None
+    try:
+        header_size = int.from_bytes(blob[:8], "little")
+        if len(blob) < 8 or header_size > len(blob) - 8:
+            raise ValueError(f"{len(blob)} bytes, too short for its header")
+        metadata = json.loads(blob[8:8 + header_size]).get("__metadata__") or {}
+        tensors = safetensors.numpy.load(blob)
+    except (ValueError, AttributeError, safetensors.SafetensorError) as error:
+        raise CheckpointError(f"load: {path!r} is not a readable safetensors checkpoint (truncated or "
+                              f"corrupted?): {error}".replace("\n", " ")) from None
+    if metadata.get(_RESERVED + "format") != FORMAT_VERSION:
+        raise CheckpointError(f"load: {path!r} is a safetensors file but not a tinygrad_lite checkpoint "
+                              f"(format {metadata.get(_RESERVED + 'format')!r}, expected {FORMAT_VERSION!r})")
+    stored = metadata.get(_RESERVED + "sha256")
+    rest = {k: v for k, v in metadata.items() if k != _RESERVED + "sha256"}
+    if stored != _digest(tensors, rest):
+        raise CheckpointError(f"load: {path!r} is corrupted: its contents do not match the sha256 digest "
+                              "stored when it was saved")
+    return tensors, metadata
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata `save` stored in `path` (decoded), after checking the file; changes nothing."""
+    path = os.fspath(path)
+    _, metadata = _read(path)
+    try:
+        return {k: json.loads(v) for k, v in metadata.items() if not k.startswith(_RESERVED)}
+    except ValueError as error:
+        raise CheckpointError(f"load: {path!r} has an invalid metadata entry: {error}") from None
+
+
+def _optimizer_state(path: str, tensors: dict[str, np.ndarray], info: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild `Optimizer.state_dict()` from the `optim.` tensors and the header's JSON."""
+    state: dict[int, dict[str, Any]] = {int(index): {"step": step} for index, step in info["steps"].items()}
+    for name, value in tensors.items():
+        index, _, key = name[len(_STATE_PREFIX):].partition(".")
+        if not name.startswith(_STATE_PREFIX) or not index.isdigit() or int(index) not in state:
+            raise CheckpointError(f"load: {path!r} has optimizer tensor {name!r} without a step count")
+        state[int(index)][key] = value
+    # JSON turned tuples such as Adam's betas into lists.
+    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
+              for group in info["param_groups"]]
+    return {"state": state, "param_groups": groups, "skipped_steps": info.get("skipped_steps", 0)}
+
+
+def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = None, *,
+         restore_rng: bool = True) -> dict[str, Any]:
+    """Restore `model` (and `optimizer`, and the global generator) from `save`'s file; returns the metadata.
+
+    The file is read and checked in full (digest, names, shapes, optimizer type) before anything
+    changes, so on any error model and optimizer are left as they were. Restoring the generator makes
+    DataLoader shuffling and dropout continue exactly where the saved run stood.
+    """
+    path = os.fspath(path)
+    tensors, metadata = _read(path)
+    before = model.state_dict()
+    # The model's own order first (safetensors returns names in no fixed order), so errors name the first misfit.
+    names = [name for name in before if name in tensors]
+    names += sorted(name for name in tensors if name not in before and not name.startswith(OPTIM_PREFIX))
+    model_tensors = {name: tensors[name] for name in names}
+    try:
+        rng_state = json.loads(metadata[_RESERVED + "rng"])
+        bit_generator = type(generator().bit_generator)()
+        bit_generator.state = rng_state  # validates it before anything changes
+        user = {k: json.loads(v) for k, v in metadata.items() if not k.startswith(_RESERVED)}
+        optimizer_state = None
+        if optimizer is not None:
+            if _RESERVED + "optimizer" not in metadata:
+                raise CheckpointError(f"load: {path!r} holds no optimizer state, but an optimizer was given")
+            info = json.loads(metadata[_RESERVED + "optimizer"])
+            if info["class"] != type(optimizer).__name__:
+                raise CheckpointError(f"load: {path!r} holds {info['class']} state, but the optimizer is "
+                                      f"{type(optimizer).__name__}")
+            optimizer_state = _optimizer_state(path, {k: v for k, v in tensors.items() if k.startswith(OPTIM_PREFIX)},
+                                               info)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"load: {path!r} has an invalid header entry: {error!r}") from None
+
+    try:
+        model.load_state_dict(model_tensors)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)  # checks everything before it changes anything
+    except (ValueError, RuntimeError) as error:
+        model.load_state_dict(before)
+        raise CheckpointError(f"load: {path!r} does not fit: {error}") from None
+    if restore_rng:
+        generator().bit_generator.state = rng_state
+    return user
