@@ -460,3 +460,31 @@ def test_rebinding_data_after_construction_is_picked_up():
     p.grad = np.ones(3)
     opt.step()
     np.testing.assert_allclose(p.data, 9.5)
+
+
+def test_a_subclass_may_pass_defaults_as_keywords_or_a_dict_and_write_its_own_step():
+    class PlainGD(optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, lr=lr)
+
+        def step(self):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.data -= group["lr"] * p.grad
+
+    class DictDefaults(optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, dict(lr=lr))
+
+    w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = PlainGD([w], lr=0.25)
+    (w * w).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(w.data, [1.0 - 0.25 * 2.0, -2.0 + 0.25 * 4.0])
+    assert opt.defaults == {"lr": 0.25} and opt.param_groups[0]["lr"] == 0.25
+
+    no_rule = DictDefaults([Tensor([1.0], requires_grad=True)], lr=0.5)
+    assert no_rule.defaults == {"lr": 0.5}
+    with pytest.raises(NotImplementedError, match="DictDefaults names no update rule"):
+        no_rule.step()

@@ -73,7 +73,8 @@ class _FlatChunk:
         self.state_views = {name: views(buf) for name, buf in self.state_bufs.items()}
         self.step_count = 0  # shared by every parameter while they all step together
         self.per_param_steps: list[int] | None = None  # once a step skipped some parameters
-        self.update = _bound(rule, backend, [self.param_buf, self.grad_buf, *self.state_bufs.values()])
+        arrays = [self.param_buf, self.grad_buf, *self.state_bufs.values()]
+        self.update = _bound(rule, backend, arrays) if rule else None
         self.attach()
 
     def attach(self) -> None:
@@ -121,10 +122,15 @@ class Optimizer:
     rule: str = ""  # name of the update function in functional.py and kernels.py
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], backend: str | None = None,
-                 skip_nonfinite: bool = False) -> None:
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any] | None = None, backend: str | None = None,
+                 skip_nonfinite: bool = False, **hyperparameters: Any) -> None:
+        """`defaults` may be a dict, as PyTorch passes it, or keywords: `Optimizer(params, lr=0.1)`.
+
+        A subclass either names a `rule` of functional.py/kernels.py or overrides `step()` itself.
+        """
+        defaults = {**(defaults or {}), **hyperparameters}
         backend = DEFAULT_BACKEND if backend is None else backend
-        self._update = implementation(self.rule, backend)
+        self._update = implementation(self.rule, backend) if self.rule else None
         self.backend = backend
         self.defaults = defaults
         self.skip_nonfinite = skip_nonfinite
@@ -206,6 +212,8 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a grad, using its group's hyperparameters."""
+        if self._update is None:
+            raise NotImplementedError(f"{type(self).__name__} names no update rule: set `rule` or override step()")
         loss = closure() if closure is not None else None
         if self.skip_nonfinite and not self._grads_finite():
             self.skipped_steps += 1
