@@ -577,3 +577,33 @@ def test_against_torch(name):
     np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(ta.grad, ra.grad.numpy(), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(tb.grad, rb.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_transpose_with_negative_axes_inverts_the_permutation():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    weights = np.random.default_rng(0).standard_normal((2, 4, 3))
+    t = Tensor(x, requires_grad=True)
+    (t.transpose(0, -1, 1) * weights).sum().backward()
+    np.testing.assert_array_equal(t.grad, weights.transpose(0, 2, 1))
+
+
+def test_float32_stays_float32_through_max_and_repeated_backward():
+    w = Tensor(np.ones(3, np.float32), requires_grad=True)
+    hidden = (w * 2.0).relu()
+    hidden.retain_grad()
+    hidden.max().backward()
+    assert hidden.grad.dtype == np.float32
+    w.sum().backward()  # a second accumulation into an existing grad
+    assert w.grad.dtype == np.float32
+    np.testing.assert_allclose(w.grad, 1 + 2 / 3, rtol=1e-6)
+
+
+def test_truth_value_of_a_tensor_as_in_pytorch():
+    assert bool(Tensor(0.5) > 0) and not bool(Tensor([-1.0]) > 0)
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(Tensor([-1.0, -2.0]) > 0)
+
+
+def test_integer_tensor_with_python_int_stays_integer():
+    labels = Tensor(np.array([1, 2, 3]))
+    assert (labels + 1).dtype == np.int64 and (labels * 2).data.tolist() == [2, 4, 6]

@@ -20,6 +20,11 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.sum(axis=tuple(range(added)) + stretched).reshape(shape)
 
 
+def _needs_grad(ctx: Function, i: int) -> bool:
+    """Whether input i wants a gradient, so backward can skip products nobody reads."""
+    return ctx.inputs[i].requires_grad
+
+
 def _broadcast_shape(op: str, *arrays: np.ndarray) -> None:
     shapes = {a.shape for a in arrays}
     if len(shapes) == 1 or (len(shapes) == 2 and () in shapes):
@@ -37,6 +42,8 @@ def _broadcast_shape(op: str, *arrays: np.ndarray) -> None:
 
 
 class Add(Function):
+    """a + b;  da = g,  db = g."""
+
     def forward(self, a, b):
         _broadcast_shape("add", a, b)
         self.save_for_backward(a.shape, b.shape)
@@ -48,6 +55,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    """a - b;  da = g,  db = -g."""
+
     def forward(self, a, b):
         _broadcast_shape("sub", a, b)
         self.save_for_backward(a.shape, b.shape)
@@ -59,6 +68,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """a * b;  da = g*b,  db = g*a."""
+
     def forward(self, a, b):
         _broadcast_shape("mul", a, b)
         self.save_for_backward(a, b)
@@ -66,10 +77,13 @@ class Mul(Function):
 
     def backward(self, grad):
         a, b = self.saved
-        return unbroadcast(grad * b, a.shape), unbroadcast(grad * a, b.shape)
+        return (unbroadcast(grad * b, a.shape) if _needs_grad(self, 0) else None,
+                unbroadcast(grad * a, b.shape) if _needs_grad(self, 1) else None)
 
 
 class Div(Function):
+    """a / b;  da = g/b,  db = -g*a/b^2."""
+
     def forward(self, a, b):
         _broadcast_shape("div", a, b)
         self.save_for_backward(a, b)
@@ -78,10 +92,13 @@ class Div(Function):
     def backward(self, grad):
         a, b = self.saved
         grad_a = grad / b
-        return unbroadcast(grad_a, a.shape), unbroadcast(-grad_a * a / b, b.shape)
+        return (unbroadcast(grad_a, a.shape) if _needs_grad(self, 0) else None,
+                unbroadcast(-grad_a * a / b, b.shape) if _needs_grad(self, 1) else None)
 
 
 class Pow(Function):
+    """x ** p;  dx = g*p*x^(p-1),  dp = g*x^p*log(x)."""
+
     def forward(self, base, exponent):
         _broadcast_shape("pow", base, exponent)
         out = base**exponent
@@ -101,6 +118,8 @@ class Pow(Function):
 
 
 class MatMul(Function):
+    """a @ b;  da = g @ b.T,  db = a.T @ g (vectors and batches as numpy's @)."""
+
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ValueError(
@@ -131,7 +150,10 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """y = x @ W.T + b in one node, so the trace shows dW and db where the article does."""
+    """y = x @ W.T + b in one node, so the trace shows dW and db where the article does.
+
+    dx = g @ W,  dW = g.T @ x,  db = sum of g over the batch.
+    """
 
     def forward(self, x, weight, bias=None):
         if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
@@ -159,6 +181,8 @@ class Linear(Function):
 
 
 class Neg(Function):
+    """-x;  dx = -g."""
+
     def forward(self, x):
         return -x
 
@@ -167,6 +191,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    """exp(x);  dx = g*exp(x)."""
+
     def forward(self, x):
         out = np.exp(x)
         self.save_for_backward(out)
@@ -178,6 +204,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    """log(x);  dx = g/x."""
+
     def forward(self, x):
         self.save_for_backward(x)
         return np.log(x)
@@ -188,6 +216,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """sqrt(x);  dx = g/(2*sqrt(x))."""
+
     def forward(self, x):
         out = np.sqrt(x)
         self.save_for_backward(out)
@@ -199,6 +229,8 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    """|x|;  dx = g*sign(x) (0 at 0, as PyTorch)."""
+
     def forward(self, x):
         self.save_for_backward(x)
         return np.abs(x)
@@ -209,6 +241,8 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    """tanh(x);  dx = g*(1 - tanh(x)^2)."""
+
     def forward(self, x):
         out = np.tanh(x)
         self.save_for_backward(out)
@@ -220,6 +254,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    """1/(1 + exp(-x));  dx = g*s*(1 - s)."""
+
     def forward(self, x):
         # 0.5 * (1 + tanh(x/2)) equals 1 / (1 + exp(-x)) but never overflows.
         out = 0.5 * (1 + np.tanh(0.5 * x))
@@ -232,6 +268,8 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    """max(x, 0);  dx = g where x > 0, else 0."""
+
     def forward(self, x):
         self.save_for_backward(x > 0)
         return np.maximum(x, 0)
@@ -242,6 +280,8 @@ class Relu(Function):
 
 
 class LeakyRelu(Function):
+    """x if x > 0 else slope*x;  dx = g or slope*g."""
+
     name = "leaky_relu"  # the Tensor method's name, which the lowercased class name would miss
 
     def forward(self, x, slope):
@@ -255,6 +295,8 @@ class LeakyRelu(Function):
 
 
 class Clip(Function):
+    """clip(x, lo, hi);  dx = g where x was not clipped."""
+
     def forward(self, x, lo, hi):
         out = np.clip(x, lo, hi)
         self.save_for_backward(out == x)
@@ -276,6 +318,8 @@ def _expand_reduced(grad: np.ndarray, shape: tuple[int, ...], axis, keepdims: bo
 
 
 class Sum(Function):
+    """sum over axis;  dx = g broadcast back over the summed axes."""
+
     def forward(self, x, axis=None, keepdims=False):
         self.save_for_backward(x.shape, axis, keepdims)
         return np.sum(x, axis=axis, keepdims=keepdims)
@@ -303,7 +347,7 @@ class Max(Function):
 
     def backward(self, grad):
         is_max, axis, keepdims = self.saved
-        share = is_max / np.sum(is_max, axis=axis, keepdims=True)
+        share = is_max / np.sum(is_max, axis=axis, keepdims=True, dtype=grad.dtype)  # stays float32
         return (share * _expand_reduced(grad, is_max.shape, axis, keepdims),)
 
 
@@ -311,6 +355,8 @@ class Max(Function):
 
 
 class Reshape(Function):
+    """x.reshape(shape);  dx = g.reshape(x.shape)."""
+
     def forward(self, x, shape):
         self.save_for_backward(x.shape)
         try:
@@ -324,7 +370,11 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    """x.transpose(axes);  dx = g.transpose(inverse of axes)."""
+
     def forward(self, x, axes=None):
+        if axes is not None:
+            axes = tuple(a % x.ndim if -x.ndim <= a < x.ndim else a for a in axes)  # argsort needs them >= 0
         self.save_for_backward(axes)
         return np.transpose(x, axes)
 
@@ -344,6 +394,8 @@ def _is_basic_index(index) -> bool:
 
 
 class GetItem(Function):
+    """x[index];  dx = g scattered into zeros at index (added where an index repeats)."""
+
     def forward(self, x, index):
         self.save_for_backward(x.shape, x.dtype, index)
         return x[index]
@@ -359,6 +411,8 @@ class GetItem(Function):
 
 
 class Concatenate(Function):
+    """join along axis;  each input gets its slice of g."""
+
     def forward(self, *arrays, axis=0):
         try:
             out = np.concatenate(arrays, axis=axis)
@@ -374,6 +428,8 @@ class Concatenate(Function):
 
 
 class Where(Function):
+    """where(c, a, b);  da = g where c,  db = g where not c."""
+
     def forward(self, a, b, condition):
         _broadcast_shape("where", condition, a, b)
         self.save_for_backward(condition, a.shape, b.shape)
@@ -382,14 +438,16 @@ class Where(Function):
     def backward(self, grad):
         condition, a_shape, b_shape = self.saved
         zero = np.zeros((), dtype=grad.dtype)
-        return (unbroadcast(np.where(condition, grad, zero), a_shape),
-                unbroadcast(np.where(condition, zero, grad), b_shape))
+        return (unbroadcast(np.where(condition, grad, zero), a_shape) if _needs_grad(self, 0) else None,
+                unbroadcast(np.where(condition, zero, grad), b_shape) if _needs_grad(self, 1) else None)
 
 
 # ---- softmax -----------------------------------------------------------------------------------
 
 
 class LogSoftmax(Function):
+    """x - logsumexp(x);  dx = g - softmax(x)*sum(g)."""
+
     name = "log_softmax"
 
     def forward(self, x, axis=-1):
@@ -404,6 +462,8 @@ class LogSoftmax(Function):
 
 
 class Softmax(Function):
+    """s = softmax(x);  dx = s*(g - sum(g*s))."""
+
     def forward(self, x, axis=-1):
         e = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
         out = e / np.sum(e, axis=axis, keepdims=True)
@@ -440,7 +500,10 @@ class BinaryCrossEntropyWithLogits(Function):
     """max(x, 0) - x*y + log(1 + exp(-|x|)), the BCE of sigmoid(x), finite for any |x|.
 
     One node rather than relu/abs/exp/log: those kinks would give the gradient -y at x = 0, not sigmoid(0) - y.
+    dx = g*(sigmoid(x) - y),  dy = -g*x.
     """
+
+    name = "binary_cross_entropy_with_logits"
 
     def forward(self, x, y):
         self.save_for_backward(x, y)
@@ -448,4 +511,4 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def backward(self, grad):
         x, y = self.saved
-        return grad * (0.5 * (1 + np.tanh(0.5 * x)) - y), -grad * x
+        return grad * (0.5 * (1 + np.tanh(0.5 * x)) - y), (-grad * x if _needs_grad(self, 1) else None)

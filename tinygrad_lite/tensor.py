@@ -169,7 +169,12 @@ class Tensor:
 
     @property
     def grad(self) -> np.ndarray | None:
-        """The accumulated gradient, same shape and dtype as `.data`, or None."""
+        """The accumulated gradient, same shape and dtype as `.data`, or None.
+
+        Unlike PyTorch, a parameter held by an optimizer keeps one grad array (a view into the
+        optimizer's flat buffer) across `zero_grad()` and later backward passes: copy `p.grad`
+        to keep a step's gradient.
+        """
         return self._grad
 
     @grad.setter
@@ -206,7 +211,7 @@ class Tensor:
         elif self._grad is self._grad_view:
             self._grad += grad  # in place, so the flat buffer stays current
         else:
-            self._grad = self._grad + grad
+            self._grad = (self._grad + grad).astype(self._data.dtype, copy=False)
 
     # ---- properties ----------------------------------------------------------------------------
 
@@ -248,6 +253,14 @@ class Tensor:
 
     def __float__(self) -> float:
         return float(self.item())
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor; ambiguous (ValueError) for more elements, as in PyTorch."""
+        if self._data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; use (t > 0).data.any() or .all()"
+            )
+        return bool(self._data.item())
 
     def __len__(self) -> int:
         if self._data.ndim == 0:
@@ -575,11 +588,12 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 
 
 def as_tensor(value: Any, like: Tensor) -> Tensor:
-    """`value` as a Tensor; a Python number takes `like`'s float dtype, as in PyTorch."""
+    """`value` as a Tensor; a Python number takes `like`'s dtype (float, or int for an int), as in PyTorch."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (int, float, bool)) and np.issubdtype(like.dtype, np.floating):
-        return Tensor._make(np.asarray(value, dtype=like.dtype))
+    if isinstance(value, (int, float, bool)):
+        if np.issubdtype(like.dtype, np.floating) or (isinstance(value, int) and np.issubdtype(like.dtype, np.integer)):
+            return Tensor._make(np.asarray(value, dtype=like.dtype))
     if isinstance(value, (np.ndarray, np.generic)):
         return Tensor._make(np.asarray(value))
     return Tensor(value)
