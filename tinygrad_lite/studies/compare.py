@@ -10,8 +10,8 @@ from tinygrad_lite.studies.curves import Curve, train_curve, warm_up
 from tinygrad_lite.studies.race import RACE_OPTIMIZERS
 from tinygrad_lite.studies.records import write_csv
 
-# Learning rates that train the default network well; the article's Momentum averages dW, so it takes GD's lr.
-DEFAULT_LR = {"gd": 0.5, "momentum": 0.5, "rmsprop": 0.005, "adam": 0.01}
+# The train command's learning rates ("gd" is its "sgd"); the article's Momentum averages dW, so it takes GD's lr.
+DEFAULT_LR = {name: training.DEFAULT_LR["sgd" if name == "gd" else name] for name in RACE_OPTIMIZERS}
 
 
 @dataclass
