@@ -213,3 +213,34 @@ def test_grads_from_backward_land_in_the_flat_buffer():
     opt.step()
     for p, b in zip(model.parameters(), before):
         close(p.data, b - 0.1 * p.grad)
+
+
+@pytest.mark.parametrize("backend", optim.BACKENDS)
+def test_a_misfit_found_at_step_time_changes_no_parameter(backend):
+    a = Tensor(np.ones(3, np.float32), requires_grad=True)
+    b = Tensor(np.ones(2, np.float32), requires_grad=True)
+    opt = optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1, backend=backend)
+    (a.sum() + b.sum()).backward()
+    b.data = np.ones(5, np.float32)  # a new shape the optimizer's state cannot follow
+    with pytest.raises(ValueError, match=r"changed from shape \(2,\)"):
+        opt.step()
+    np.testing.assert_array_equal(a.data, np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("backend", optim.BACKENDS)
+def test_steps_that_skip_a_parameter_stay_correct_afterwards(backend):
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal(4) for _ in range(3)]
+    fast = [Tensor(v.copy(), requires_grad=True) for v in values]
+    reference = [Tensor(v.copy(), requires_grad=True) for v in values]
+    opt = optim.Adam(fast, lr=0.1, backend=backend)
+    ref_opt = optim.Adam(reference, lr=0.1, backend="numpy")
+    for step in range(4):
+        for params, o in ((fast, opt), (reference, ref_opt)):
+            o.zero_grad()
+            used = params if step != 1 else params[:2]  # step 2 gives the last parameter no grad
+            sum((p * p).sum() for p in used).backward()
+            o.step()
+    assert [s["step"] for s in opt.state.values()] == [4, 4, 3]
+    for p, q in zip(fast, reference):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12)

@@ -74,19 +74,25 @@ class _FlatChunk:
         self.step_count = 0  # shared by every parameter while they all step together
         self.per_param_steps: list[int] | None = None  # once a step skipped some parameters
         arrays = [self.param_buf, self.grad_buf, *self.state_bufs.values()]
+        self.rule, self.backend = rule, backend
         self.update = _bound(rule, backend, arrays) if rule else None
+        self._updates_each: list[Callable[..., None]] | None = None
         self.attach()
 
     def attach(self) -> None:
-        """Point every parameter's `.data` and `.grad` at this chunk's views, copying current values in."""
+        """Point every parameter's `.data` and `.grad` at this chunk's views, copying current values in.
+
+        Checks every parameter before it moves any, so a misfit leaves all of them as they were.
+        """
+        for p, data_view in zip(self.params, self.param_views):
+            if p._data is not data_view and (p._data.shape != data_view.shape or p._data.dtype != data_view.dtype):
+                raise ValueError(
+                    f"a parameter's data changed from shape {data_view.shape} {data_view.dtype} to "
+                    f"{p._data.shape} {p._data.dtype} after it was given to the optimizer; its state "
+                    "no longer fits (create a new optimizer for the new parameters)"
+                )
         for p, data_view, grad_view in zip(self.params, self.param_views, self.grad_views):
             if p._data is not data_view:
-                if p._data.shape != data_view.shape or p._data.dtype != data_view.dtype:
-                    raise ValueError(
-                        f"a parameter's data changed from shape {data_view.shape} {data_view.dtype} to "
-                        f"{p._data.shape} {p._data.dtype} after it was given to the optimizer; its state "
-                        "no longer fits (create a new optimizer for the new parameters)"
-                    )
                 np.copyto(data_view, p._data)
                 p._data = data_view
             if p._flat_link is not None and p._flat_link is not self.link:
@@ -105,6 +111,15 @@ class _FlatChunk:
     def steps(self) -> list[int]:
         """Each parameter's step count."""
         return list(self.per_param_steps or [self.step_count] * len(self.params))
+
+    def update_each(self, i: int) -> Callable[..., None]:
+        """The rule bound to parameter i's views alone, for steps that skip some parameters (bound once)."""
+        if self._updates_each is None:
+            self._updates_each = [
+                _bound(self.rule, self.backend, [pv, gv, *(views[j] for views in self.state_views.values())])
+                for j, (pv, gv) in enumerate(zip(self.param_views, self.grad_views))
+            ]
+        return self._updates_each[i]
 
     def set_steps(self, steps: list[int]) -> None:
         uniform = len(set(steps)) <= 1
@@ -130,7 +145,8 @@ class Optimizer:
         """
         defaults = {**(defaults or {}), **hyperparameters}
         backend = DEFAULT_BACKEND if backend is None else backend
-        self._update = implementation(self.rule, backend) if self.rule else None
+        if self.rule:
+            implementation(self.rule, backend)  # an unknown backend fails here, before any parameter moves
         self.backend = backend
         self.defaults = defaults
         self.skip_nonfinite = skip_nonfinite
@@ -188,6 +204,8 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: parameter {i} of shape {p.shape} does not require grad")
             if not p.is_leaf:
                 raise ValueError(f"{type(self).__name__}: parameter {i} is not a leaf tensor (detach it first)")
+            if p.dtype not in (np.float32, np.float64):
+                raise ValueError(f"{type(self).__name__}: parameter {i} has dtype {p.dtype}, expected float32 or float64")
             if id(p) in seen:
                 raise ValueError(f"{type(self).__name__}: parameter {i} of shape {p.shape} appears twice; "
                                  "a tensor may be in only one param group, once")
@@ -212,18 +230,19 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a grad, using its group's hyperparameters."""
-        if self._update is None:
+        if not self.rule:
             raise NotImplementedError(f"{type(self).__name__} names no update rule: set `rule` or override step()")
         loss = closure() if closure is not None else None
+        for chunks in self._chunks:  # all of them first, so a misfit raises before any parameter moves
+            for chunk in chunks:
+                if chunk.link.stale:
+                    chunk.attach()
         if self.skip_nonfinite and not self._grads_finite():
             self.skipped_steps += 1
             return loss
         for group, chunks in zip(self.param_groups, self._chunks):
             for chunk in chunks:
-                link = chunk.link
-                if link.stale:
-                    chunk.attach()
-                if chunk.per_param_steps is None and link.n_grads == len(chunk.params):
+                if chunk.per_param_steps is None and chunk.link.n_grads == len(chunk.params):
                     # The common case: one call over the whole buffer.
                     chunk.step_count += 1
                     chunk.update(**self._hyperparameters(group, chunk.step_count))
@@ -234,8 +253,6 @@ class Optimizer:
     def _grads_finite(self) -> bool:
         for chunks in self._chunks:
             for chunk in chunks:
-                if chunk.link.stale:
-                    chunk.attach()
                 grads = [chunk.grad_buf] if chunk.all_have_grads() else [p._grad for p in chunk.params]
                 if not all(g is None or np.isfinite(g).all() for g in grads):
                     return False
@@ -248,9 +265,7 @@ class Optimizer:
             if p._grad is None:
                 continue
             steps[i] += 1
-            states = [views[i] for views in chunk.state_views.values()]
-            self._update(chunk.param_views[i], chunk.grad_views[i], *states,
-                         **self._hyperparameters(group, steps[i]))
+            chunk.update_each(i)(**self._hyperparameters(group, steps[i]))
         chunk.set_steps(steps)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -352,16 +367,17 @@ class Optimizer:
             updates.append((chunk, i, int(step), entry))
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
-        steps = {id(chunk): [0] * len(chunk.params) for chunk, _ in places}
-        for chunk, _ in places:  # parameters absent from the saved state start fresh, as in PyTorch
+        chunks = {id(chunk): chunk for chunk, _ in places}
+        steps = {key: [0] * len(chunk.params) for key, chunk in chunks.items()}
+        for chunk in chunks.values():  # parameters absent from the saved state start fresh, as in PyTorch
             for buf in chunk.state_bufs.values():
                 buf[...] = 0
         for chunk, i, step, entry in updates:
             steps[id(chunk)][i] = step
             for key, views in chunk.state_views.items():
                 np.copyto(views[i], np.asarray(entry[key]), casting="unsafe")
-        for chunk, _ in places:
-            chunk.set_steps(steps[id(chunk)])
+        for key, chunk in chunks.items():
+            chunk.set_steps(steps[key])
         self.skipped_steps = int(skipped)
 
     def __repr__(self) -> str:
