@@ -116,6 +116,7 @@ def _wrote(*paths: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `tinygrad-lite` parser with one subcommand per job."""
     parser = _Parser(prog="tinygrad-lite", description="Train and study small networks with tinygrad_lite.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

@@ -50,16 +50,20 @@ class Function:
     created_at: str | None = None
 
     def save_for_backward(self, *values: Any) -> None:
+        """Keep arrays (or shapes, flags) that backward will need."""
         self.saved = values
 
     def forward(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Compute the output array from the input arrays."""
         raise NotImplementedError
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """The gradient for each input (None where not needed), given the output's gradient."""
         raise NotImplementedError
 
     @classmethod
     def apply(cls, *inputs: Tensor, **kwargs: Any) -> Tensor:
+        """Run forward on the tensors and, when any needs grad, record this node in the graph."""
         ctx = cls()
         out = Tensor._make(ctx.forward(*[t._data for t in inputs], **kwargs))
         if _grad_enabled and any([t.requires_grad for t in inputs]):
@@ -217,18 +221,22 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The dimensions, as numpy."""
         return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The numpy dtype of `.data`."""
         return self._data.dtype
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return self._data.ndim
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return self._data.size
 
     @property
@@ -354,18 +362,23 @@ class Tensor:
     # ---- elementwise -----------------------------------------------------------------------------
 
     def exp(self) -> Tensor:
+        """e^x elementwise."""
         return ops.Exp.apply(self)
 
     def log(self) -> Tensor:
+        """Natural logarithm elementwise."""
         return ops.Log.apply(self)
 
     def sqrt(self) -> Tensor:
+        """Square root elementwise (its gradient is infinite at 0)."""
         return ops.Sqrt.apply(self)
 
     def abs(self) -> Tensor:
+        """|x| elementwise; the gradient at 0 is 0, as in PyTorch."""
         return ops.Abs.apply(self)
 
     def tanh(self) -> Tensor:
+        """tanh(x) elementwise."""
         return ops.Tanh.apply(self)
 
     def sigmoid(self) -> Tensor:
@@ -373,6 +386,7 @@ class Tensor:
         return ops.Sigmoid.apply(self)
 
     def relu(self) -> Tensor:
+        """max(x, 0) elementwise."""
         return ops.Relu.apply(self)
 
     def leaky_relu(self, slope: float = 0.01) -> Tensor:
@@ -386,6 +400,7 @@ class Tensor:
     # ---- reductions ------------------------------------------------------------------------------
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Sum over `axis` (all axes when None), as `np.sum`."""
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
@@ -395,9 +410,11 @@ class Tensor:
         return total * (1 / count if count else float("nan"))
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Maximum over `axis`; tied maxima share the gradient equally."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Minimum over `axis`, derived as -max(-x)."""
         return -((-self).max(axis=axis, keepdims=keepdims))
 
     def softmax(self, axis: int = -1) -> Tensor:
@@ -417,6 +434,7 @@ class Tensor:
         return ops.Reshape.apply(self, shape=tuple(int(n) for n in shape))
 
     def flatten(self) -> Tensor:
+        """A 1-D view of all elements, `reshape(-1)`."""
         return self.reshape(-1)
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
@@ -427,6 +445,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
+        """All axes reversed, `transpose()`."""
         return self.transpose()
 
     def __getitem__(self, index: Any) -> Tensor:
@@ -556,6 +575,7 @@ class RemovableHandle:
         registry[self._key] = fn
 
     def remove(self) -> None:
+        """Unregister the hook; removing twice is harmless."""
         self._registry.pop(self._key, None)
 
 

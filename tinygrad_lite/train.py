@@ -58,12 +58,15 @@ _RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size",
 
 @dataclass
 class TrainResult:
+    """A finished (or resumed) run: the model, its optimizer and one metrics row per epoch."""
+
     model: nn.Module
     optimizer: optim.Optimizer
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def final(self) -> dict[str, float]:
+        """The last epoch's metrics."""
         return self.history[-1]
 
 

@@ -12,26 +12,32 @@ from tinygrad_lite.tensor import Tensor, as_tensor
 
 
 def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
     return x.relu()
 
 
 def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), computed without overflow."""
     return x.sigmoid()
 
 
 def tanh(x: Tensor) -> Tensor:
+    """tanh(x)."""
     return x.tanh()
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x if x > 0 else negative_slope*x."""
     return x.leaky_relu(negative_slope)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`, computed stably."""
     return x.softmax(axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along `axis`, computed stably."""
     return x.log_softmax(axis)
 
 
@@ -47,9 +53,10 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0:
         return x
-    keep = generator().random(x.shape) >= p
+    dtype = x.dtype.type if x.dtype in (np.float32, np.float64) else np.float64
+    draws = generator().random(x.shape, dtype=dtype)  # in x's dtype, so the mask costs no float64 pass
     scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
-    return x * (keep * scale).astype(x.dtype)
+    return x * np.where(draws >= p, dtype(scale), dtype(0))
 
 
 # ---- losses ------------------------------------------------------------------------------------

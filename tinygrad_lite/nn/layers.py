@@ -37,11 +37,15 @@ class Linear(Module):
 
 
 class ReLU(Module):
+    """max(x, 0), as a layer."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x.relu()
 
 
 class LeakyReLU(Module):
+    """x if x > 0 else negative_slope*x, as a layer."""
+
     def __init__(self, negative_slope: float = 0.01) -> None:
         self.negative_slope = negative_slope
 
@@ -53,16 +57,22 @@ class LeakyReLU(Module):
 
 
 class Sigmoid(Module):
+    """1 / (1 + exp(-x)), as a layer."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x.sigmoid()
 
 
 class Tanh(Module):
+    """tanh(x), as a layer."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x.tanh()
 
 
 class Softmax(Module):
+    """softmax along `axis`, as a layer."""
+
     def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 
@@ -71,6 +81,8 @@ class Softmax(Module):
 
 
 class Identity(Module):
+    """Returns its input unchanged (a placeholder layer)."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x
 

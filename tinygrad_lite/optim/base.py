@@ -205,7 +205,8 @@ class Optimizer:
             if not p.is_leaf:
                 raise ValueError(f"{type(self).__name__}: parameter {i} is not a leaf tensor (detach it first)")
             if p.dtype not in (np.float32, np.float64):
-                raise ValueError(f"{type(self).__name__}: parameter {i} has dtype {p.dtype}, expected float32 or float64")
+                raise ValueError(f"{type(self).__name__}: parameter {i} has dtype {p.dtype}, "
+                                 "expected float32 or float64")
             if id(p) in seen:
                 raise ValueError(f"{type(self).__name__}: parameter {i} of shape {p.shape} appears twice; "
                                  "a tensor may be in only one param group, once")
