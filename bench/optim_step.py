@@ -198,10 +198,10 @@ def packed_instructions() -> str:
 
     loop = numba.njit(**kernels._OPTIONS)(kernels._adam_serial.py_func)
     arrays = [np.zeros(8, np.float32)] * 4
-    signature = kernels._signature(arrays, kernels._adam_scalars(1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.01))
+    signature = kernels._signature(arrays, kernels._adam_scalars(8, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.01))
     loop.compile(signature)
-    found = re.findall(r"\b(v?(?:sqrt|div|fmadd\w*|fnmadd\w*|fmsub\w*|fnmsub\w*|mul|add|sub|cvt\w*)(?:ps|pd|ss|sd))\s+"
-                       r"[^\n]*%([xyz])mm", loop.inspect_asm(signature))
+    found = re.findall(r"\b(v?(?:sqrt|div|rcp\w*|fmadd\w*|fnmadd\w*|fmsub\w*|fnmsub\w*|mul|add|sub|cvt\w*)"
+                       r"(?:ps|pd|ss|sd))\s+[^\n]*%([xyz])mm", loop.inspect_asm(signature))
     counts: dict[str, int] = {}
     for op, reg in found:
         key = f"{op} ({reg}mm)"

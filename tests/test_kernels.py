@@ -150,7 +150,7 @@ def test_float32_adam_loop_is_packed_float32():
     # Cached code cannot be inspected, so compile the same loop with the same options in memory.
     loop = numba.njit(**kernels._OPTIONS)(kernels._adam_serial.py_func)
     arrays = [np.zeros(64, np.float32) for _ in range(4)]
-    signature = kernels._signature(arrays, kernels._adam_scalars(1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.001))
+    signature = kernels._signature(arrays, kernels._adam_scalars(64, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.001))
     loop.compile(signature)
     asm = loop.inspect_asm(signature)
     assert "sqrtps" in asm and "divps" in asm  # divps: the exact loop, for eps below the smallest normal float32

@@ -20,7 +20,8 @@ same result. The kernel rules:
   estimate plus one Newton step (`_reciprocal`; x86: `vrcpps` + FMA, about 1e-7 relative error)
   instead of `vdivps`, which shares the divider unit with `vsqrtps` and bound the in-cache loops.
   It is used only when eps is a normal float32 (the denominator then lies in [eps, inf] or is NaN,
-  where the estimate is well defined); otherwise, and always in float64, the loop divides exactly.
+  where the estimate is well defined) and the buffers fit in cache (`_estimate`); otherwise, and
+  always in float64, the loop divides exactly.
 - Below `PARALLEL_THRESHOLD` elements the serial kernel runs; above it a `prange` kernel splits the
   buffer into blocks and runs the serial kernel on each, on `numba.get_num_threads()` threads
   (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`). prange hands each thread one
@@ -49,6 +50,7 @@ from numba.extending import intrinsic
 PARALLEL_THRESHOLD = 1 << 16  # elements; from the serial/parallel sweep in bench/optim_step.py
 _BLOCK = 1 << 12  # elements per parallel work item; prange gives each thread an equal run of blocks
 _ESTIMATE_MIN_EPS = float(np.finfo(np.float32).tiny)  # smallest eps for which _reciprocal may estimate
+_ESTIMATE_MAX_SIZE = 1 << 20  # elements; beyond, the loops are memory-bound and divide exactly (see _estimate)
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}  # no nnan/ninf: NaN and inf keep their meaning
 _OPTIONS = dict(fastmath=_FASTMATH, error_model="numpy", nogil=True, boundscheck=False)
 
@@ -203,29 +205,39 @@ def _adam_parallel(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, bet
 # ---- scalars: the article's hyperparameters turned into what each loop multiplies by ------------
 
 
-def _sgd_scalars(lr, momentum, dampening, nesterov, weight_decay, first_step):
+def _estimate(eps, size):
+    """Whether RMSProp/Adam use `_reciprocal`'s estimate: eps is a normal float32 and the buffers fit in cache.
+
+    Below the smallest normal eps the estimate would be undefined (1/x may overflow). Above
+    _ESTIMATE_MAX_SIZE elements the loop waits on memory, the divider is no longer the bottleneck and
+    the estimate's extra instructions made it about 9% slower at 1e7 (bench/RESULTS.md).
+    """
+    return eps >= _ESTIMATE_MIN_EPS and size <= _ESTIMATE_MAX_SIZE
+
+
+def _sgd_scalars(size, lr, momentum, dampening, nesterov, weight_decay, first_step):
     return lr, momentum, 1 - dampening, weight_decay, bool(nesterov), bool(first_step)
 
 
-def _momentum_scalars(lr, beta):
+def _momentum_scalars(size, lr, beta):
     return lr, beta, 1 - beta
 
 
-def _rmsprop_scalars(lr, beta, eps, weight_decay):
-    return lr, beta, 1 - beta, eps, weight_decay, eps >= _ESTIMATE_MIN_EPS
+def _rmsprop_scalars(size, lr, beta, eps, weight_decay):
+    return lr, beta, 1 - beta, eps, weight_decay, _estimate(eps, size)
 
 
-def _adam_scalars(lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
+def _adam_scalars(size, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
     return (beta1, 1 - beta1, beta2, 1 - beta2, eps, weight_decay, 1.0, lr / bias_correction1,
-            1 / math.sqrt(bias_correction2), eps >= _ESTIMATE_MIN_EPS)
+            1 / math.sqrt(bias_correction2), _estimate(eps, size))
 
 
-def _adamw_scalars(lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
+def _adamw_scalars(size, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
     return (beta1, 1 - beta1, beta2, 1 - beta2, eps, 0.0, 1 - lr * weight_decay, lr / bias_correction1,
-            1 / math.sqrt(bias_correction2), eps >= _ESTIMATE_MIN_EPS)
+            1 / math.sqrt(bias_correction2), _estimate(eps, size))
 
 
-# rule -> (serial kernel, parallel kernel, scalars in the order the kernels take them)
+# rule -> (serial kernel, parallel kernel, (size, **hyper) -> scalars in the order the kernels take them)
 _RULES: dict[str, tuple[Callable, Callable, Callable]] = {
     "sgd": (_sgd_serial, _sgd_parallel, _sgd_scalars),
     "momentum": (_momentum_serial, _momentum_parallel, _momentum_scalars),
@@ -318,7 +330,7 @@ def bind(rule: str, arrays: Sequence[np.ndarray]) -> Callable[..., None]:
 
     def update(**hyper: float) -> None:
         nonlocal entry
-        values = scalars(**hyper)
+        values = scalars(flat[0].size, **hyper)
         if entry is None:
             entry = _compile(kernel, _signature(flat, values))
         entry(*flat, *values)
@@ -329,7 +341,7 @@ def bind(rule: str, arrays: Sequence[np.ndarray]) -> Callable[..., None]:
 
 def _launch(rule: str, arrays: Sequence[np.ndarray], hyper: dict) -> None:
     flat = _check(rule, arrays)
-    values = _RULES[rule][2](**hyper)
+    values = _RULES[rule][2](flat[0].size, **hyper)
     kernel = _choose(rule, flat[0].size)
     _compile(kernel, _signature(flat, values))(*flat, *values)
 
