@@ -17,11 +17,12 @@ same result. The kernel rules:
 - Fast-math allows contraction (FMA), reassociation, reciprocals and ignoring the sign of zero,
   but not `nnan`/`ninf`: a NaN or inf gradient must reach the parameter, never vanish.
 - RMSProp and Adam divide by sqrt(s) + eps. In float32 that division may use the CPU's reciprocal
-  estimate plus one Newton step (`_reciprocal`; x86: `vrcpps` + FMA, about 1e-7 relative error)
-  instead of `vdivps`, which shares the divider unit with `vsqrtps` and bound the in-cache loops.
-  It is used only when eps is a normal float32 (the denominator then lies in [eps, inf] or is NaN,
-  where the estimate is well defined) and the buffers fit in cache (`_estimate`); otherwise, and
-  always in float64, the loop divides exactly.
+  estimate plus one Newton step (`_reciprocal`; x86: `vrcpps` + FMA) instead of `vdivps`, which
+  shares the divider unit with `vsqrtps` and bound the loops while the arrays sit in cache. The
+  update is then off by at most about 3e-7 relative (the exact float32 division: 1.5e-7). It is
+  used only when eps is a normal float32 (the denominator then lies in [eps, inf] or is NaN, where
+  the estimate is well defined) and the buffers fit in cache (`_estimate`); otherwise, and always
+  in float64, the loop divides exactly.
 - Below `PARALLEL_THRESHOLD` elements the serial kernel runs; above it a `prange` kernel splits the
   buffer into blocks and runs the serial kernel on each, on `numba.get_num_threads()` threads
   (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`). prange hands each thread one
