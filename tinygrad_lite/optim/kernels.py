@@ -211,7 +211,7 @@ def _estimate(eps, size):
 
     Below the smallest normal eps the estimate would be undefined (1/x may overflow). Above
     _ESTIMATE_MAX_SIZE elements the loop waits on memory, the divider is no longer the bottleneck and
-    the estimate's extra instructions made it about 9% slower at 1e7 (bench/RESULTS.md).
+    the estimate's extra instructions made it 2-9% slower at 1e7 (bench/RESULTS.md).
     """
     return eps >= _ESTIMATE_MIN_EPS and size <= _ESTIMATE_MAX_SIZE
 
