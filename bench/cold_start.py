@@ -59,7 +59,7 @@ def main() -> None:
     body = ("Seconds, median/min/max over 5 fresh processes (import: over all 10). The first step is "
             "`optim.Adam(...)` plus `step()`: importing Numba and compiling (or loading from the cache) "
             "the float32 serial Adam kernel. Threads: "
-            + ", ".join(f"{k}={v}" for k, v in THREADS.items()) + ". The machine was shared with other work.\n\n"
+            + ", ".join(f"{k}={v}" for k, v in THREADS.items()) + ". The machine was mostly quiet.\n\n"
             + table(["what", "median (s)", "min (s)", "max (s)"], rows))
     write_section("cold_start", body)
 

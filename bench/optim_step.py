@@ -171,21 +171,37 @@ def numba_worker() -> dict:
         out["sweep"][n] = times
     kernels.PARALLEL_THRESHOLD = default_threshold
     out["threshold"] = default_threshold
+    out["launch"] = parallel_launch()
     return out
 
 
+def parallel_launch() -> dict:
+    """Numba's threading layer and the cost of launching an empty prange loop on it."""
+    import numba
+    from numba import prange
+
+    @numba.njit(parallel=True)
+    def empty(a):
+        for i in prange(a.size):
+            a[i] += 0
+
+    a = np.zeros(numba.get_num_threads(), np.float32)
+    empty(a)  # the threading layer is chosen at the first parallel launch
+    return {"layer": numba.threading_layer(), "seconds": measure(lambda: empty(a))}
+
+
 def packed_instructions() -> str:
-    """The vector instructions in the float32 Adam loop, compiled in memory (cached code can't be inspected)."""
+    """The vector instructions in the float32 Adam loops (reciprocal estimate and exact), compiled in memory."""
     import numba
 
     from tinygrad_lite.optim import kernels
 
     loop = numba.njit(**kernels._OPTIONS)(kernels._adam_serial.py_func)
     arrays = [np.zeros(8, np.float32)] * 4
-    signature = kernels._signature(arrays, kernels._adam_scalars(1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.01))
+    signature = kernels._signature(arrays, kernels._adam_scalars(8, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.01))
     loop.compile(signature)
-    found = re.findall(r"\b(v?(?:sqrt|div|fmadd\w*|fnmadd\w*|fmsub\w*|fnmsub\w*|mul|add|sub|cvt\w*)(?:ps|pd|ss|sd))\s+"
-                       r"[^\n]*%([xyz])mm", loop.inspect_asm(signature))
+    found = re.findall(r"\b(v?(?:sqrt|div|rcp\w*|fmadd\w*|fnmadd\w*|fmsub\w*|fnmsub\w*|mul|add|sub|cvt\w*)"
+                       r"(?:ps|pd|ss|sd))\s+[^\n]*%([xyz])mm", loop.inspect_asm(signature))
     counts: dict[str, int] = {}
     for op, reg in found:
         key = f"{op} ({reg}mm)"
@@ -294,8 +310,8 @@ def main() -> None:
         + f", torch.set_num_threads({theirs.get('threads', 'n/a')}); tinygrad_lite and torch in separate processes. "
         "The memory floor moves the same bytes as the rule (Adam/AdamW: 4 reads, 3 writes; the others: 3 reads, "
         "2 writes) with additions only; the faster of its serial and parallel versions is shown, and 'fused' is "
-        "the faster of the two Numba kernels. The machine was shared with other work while this ran, so single "
-        "numbers move by 10-30% between runs; the ratios are steadier.",
+        "the faster of the two Numba kernels. The machine was mostly quiet while this ran (no other benchmarks or "
+        "test suites); single numbers still move by up to about 10% between runs, the ratios less.",
         "",
         table(header, rows),
         "",
@@ -304,7 +320,10 @@ def main() -> None:
         f"n = {crossover} in this run; `PARALLEL_THRESHOLD` in optim/kernels.py is {ours['threshold']}, a margin "
         "above the crossover (32768 on a quiet machine) because a parallel launch can wait a whole scheduler time "
         "slice (about 5 ms, seen in runs while other processes kept the second core busy).",
-        f"- Packed instructions in the float32 Adam loop (`inspect_asm`): {ours['asm']}.",
+        f"- Parallel launches: Numba threading layer `{ours['launch']['layer']}`, an empty prange loop costs "
+        f"{ours['launch']['seconds']['median'] * 1e6:.1f} us (min {ours['launch']['seconds']['min'] * 1e6:.1f}).",
+        f"- Packed instructions in the float32 Adam kernel (`inspect_asm`; it holds two loops, the one with the "
+        f"reciprocal estimate used for eps >= the smallest normal float32, and the exact one): {ours['asm']}.",
     ])
     if not torch_here:
         body += "\n- torch was not importable: " + " ".join(theirs.get("missing", []))

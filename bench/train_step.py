@@ -183,8 +183,8 @@ def main() -> None:
         "network, loss and Adam written out in numpy with no autograd; `torch` is PyTorch eager with "
         "`torch.optim.Adam` defaults. Each column is its own process. Threads: "
         + ", ".join(f"{k}={v}" for k, v in THREADS.items()) + ", torch.set_num_threads(1); OPENBLAS_CORETYPE and "
-        f"OPENBLAS_L2_SIZE unset in the subprocesses. BLAS: {blas_info}. The machine was shared with other "
-        "work while this ran; ratios are from the same run.",
+        f"OPENBLAS_L2_SIZE unset in the subprocesses. BLAS: {blas_info}. The machine was mostly quiet "
+        "while this ran (no other benchmarks or test suites); ratios are from the same run.",
         "",
         table(header, rows),
         *summary,

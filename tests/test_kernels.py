@@ -91,6 +91,35 @@ def test_nan_and_inf_gradients_reach_the_parameter(rule, path):
     assert np.isfinite(np.delete(param, [3, 5])).all()
 
 
+@pytest.mark.parametrize("eps", [1e-8, 1e-39, 0.0])  # normal eps: reciprocal estimate; denormal or 0: exact division
+@pytest.mark.parametrize("rule", ["rmsprop", "adam"])
+def test_special_values_match_the_reference_division(rule, eps, path):
+    """inf, NaN, zero and huge values through sqrt(s) + eps give what numpy's exact division gives."""
+    size = 4096 + 5  # mostly packed lanes, where the estimate runs, and a scalar remainder
+    rng = np.random.default_rng(2)
+    param = rng.standard_normal(size).astype(np.float32)
+    grad = rng.standard_normal(size).astype(np.float32)
+    state = np.abs(rng.standard_normal(size)).astype(np.float32)
+    specials = {"grad": [np.nan, np.inf, -np.inf, 0.0, 1e-30, 1e20, 0.0, 2.0, 0.0],
+                "state": [1.0, 1.0, 1.0, 0.0, 0.0, 1.0, np.inf, np.inf, np.nan]}
+    for start in (0, 1000, size - 9):  # the same pattern in several vector lanes and in the remainder
+        grad[start:start + 9], state[start:start + 9] = specials["grad"], specials["state"]
+    if rule == "rmsprop":
+        hyper = dict(lr=0.01, beta=0.9, eps=eps, weight_decay=0.0)
+        fused, reference = [param.copy(), state.copy()], [param.copy(), state.copy()]
+    else:
+        hyper = at_step("adam", dict(lr=0.01, beta1=0.9, beta2=0.999, eps=eps, weight_decay=0.0), 3)
+        fused, reference = [param.copy(), state.copy(), state.copy()], [param.copy(), state.copy(), state.copy()]
+    with np.errstate(all="ignore"):
+        getattr(kernels, rule)(fused[0], grad.copy(), *fused[1:], **hyper)
+        getattr(functional, rule)(reference[0], grad.copy(), *reference[1:], **hyper)
+    for a, b in zip(fused, reference):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_array_equal(a[np.isinf(a)], b[np.isinf(a)])
+        finite = np.isfinite(b)
+        np.testing.assert_allclose(a[finite], b[finite], rtol=1e-6, atol=1e-6)  # float32 rounding of the update
+
+
 def test_sgd_without_momentum_needs_no_buffer():
     param, grad = np.ones(4), np.full(4, 2.0)
     kernels.sgd(param, grad, None, lr=0.25, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
@@ -121,10 +150,11 @@ def test_float32_adam_loop_is_packed_float32():
     # Cached code cannot be inspected, so compile the same loop with the same options in memory.
     loop = numba.njit(**kernels._OPTIONS)(kernels._adam_serial.py_func)
     arrays = [np.zeros(64, np.float32) for _ in range(4)]
-    signature = kernels._signature(arrays, kernels._adam_scalars(1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.001))
+    signature = kernels._signature(arrays, kernels._adam_scalars(64, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.001))
     loop.compile(signature)
     asm = loop.inspect_asm(signature)
-    assert "sqrtps" in asm and "divps" in asm
+    assert "sqrtps" in asm and "divps" in asm  # divps: the exact loop, for eps below the smallest normal float32
+    assert "rcpps" in asm or "rcp14ps" in asm  # the reciprocal estimate of the loop used for normal eps
     assert "sqrtpd" not in asm and "sqrtsd" not in asm
 
 

@@ -16,10 +16,22 @@ same result. The kernel rules:
   exception check, which would also stop the loop from vectorising.
 - Fast-math allows contraction (FMA), reassociation, reciprocals and ignoring the sign of zero,
   but not `nnan`/`ninf`: a NaN or inf gradient must reach the parameter, never vanish.
+- RMSProp and Adam divide by sqrt(s) + eps. In float32 that division may use the CPU's reciprocal
+  estimate plus one Newton step (`_reciprocal`; x86: `vrcpps` + FMA) instead of `vdivps`, which
+  shares the divider unit with `vsqrtps` and bound the loops while the arrays sit in cache. The
+  update is then off by at most about 3e-7 relative (the exact float32 division: 1.5e-7). It is
+  used only when eps is a normal float32 (the denominator then lies in [eps, inf] or is NaN, where
+  the estimate is well defined) and the buffers fit in cache (`_estimate`); otherwise, and always
+  in float64, the loop divides exactly.
 - Below `PARALLEL_THRESHOLD` elements the serial kernel runs; above it a `prange` kernel splits the
   buffer into blocks and runs the serial kernel on each, on `numba.get_num_threads()` threads
-  (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`). The threshold was measured with
-  `bench/optim_step.py`; a parallel launch costs more than a small tensor's whole update.
+  (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`). prange hands each thread one
+  contiguous, equal share of the blocks, so blocks are small (4096 elements) to keep the shares
+  equal: with 16384-element blocks n = 1e5 made 7 blocks, 4 for one thread and 3 for the other.
+  (Asking for the thread count inside the kernel would split exactly, but makes it uncacheable.)
+  The threshold was measured with `bench/optim_step.py`; a parallel launch costs more than a small
+  tensor's whole update. Numba picks its threading layer (tbb, else omp, else workqueue);
+  bench/RESULTS.md records which one ran and what an empty launch costs.
 - Compilation is lazy (first use, per dtype) and cached on disk (`cache=True`). If the cache
   cannot be used (unwritable directory, corrupt files) the kernels compile in memory instead.
 """
@@ -32,10 +44,14 @@ from collections.abc import Callable, Sequence
 
 import numba
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.extending import intrinsic
 
 PARALLEL_THRESHOLD = 1 << 16  # elements; from the serial/parallel sweep in bench/optim_step.py
-_BLOCK = 1 << 14  # elements per parallel work item: 64 KiB of each float32 array
+_BLOCK = 1 << 12  # elements per parallel work item; prange gives each thread an equal run of blocks
+_ESTIMATE_MIN_EPS = float(np.finfo(np.float32).tiny)  # smallest eps for which _reciprocal may estimate
+_ESTIMATE_MAX_SIZE = 1 << 20  # elements; beyond, the loops are memory-bound and divide exactly (see _estimate)
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}  # no nnan/ninf: NaN and inf keep their meaning
 _OPTIONS = dict(fastmath=_FASTMATH, error_model="numpy", nogil=True, boundscheck=False)
 
@@ -56,6 +72,35 @@ def _kernel(parallel: bool = False) -> Callable:
         return dispatcher
 
     return wrap
+
+
+# ---- a cheaper reciprocal for float32 ------------------------------------------------------------
+
+
+@intrinsic
+def _reciprocal(typingctx, x):
+    """1/x for x in [smallest normal, inf] or NaN; float32 may use a reciprocal estimate plus a Newton step.
+
+    LLVM turns `1/x` into an estimate only when the division carries `arcp` and `ninf` (x86:
+    `vrcpps` and one FMA Newton step for packed float32, scalar and float64 divisions stay exact).
+    `ninf` makes an infinite x or 1/x undefined, so x = inf is replaced by 1 before the division
+    and its result by the exact 1/inf = 0 after it. The caller keeps x >= the smallest normal
+    float32, so 1/x stays finite; NaN passes through as NaN. The kernels' own fast-math set has no
+    `ninf`, which is why this is one instruction with its own flags instead of a kernel option.
+    """
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        (value,) = args
+        one = ir.Constant(value.type, 1.0)
+        if signature.args[0] != types.float32:
+            return builder.fdiv(one, value)
+        infinite = builder.fcmp_ordered("==", value, ir.Constant(value.type, math.inf))
+        estimate = builder.fdiv(one, builder.select(infinite, one, value), flags=("arcp", "ninf", "afn"))
+        return builder.select(infinite, ir.Constant(value.type, 0.0), estimate)
+
+    return x(x), codegen
 
 
 # ---- the serial kernels: one loop each, scalars already in the arrays' dtype ---------------------
@@ -86,19 +131,23 @@ def _momentum_serial(param, grad, velocity, lr, beta, one_minus_beta):
 
 
 @_kernel()
-def _rmsprop_serial(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay):
+def _rmsprop_serial(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay, estimate):
+    # `estimate` is the same on every iteration, so LLVM compiles one loop per value (no branch inside).
     for i in range(param.size):
         g = grad[i]
         if weight_decay != 0:
             g += weight_decay * param[i]
         s = beta * square_avg[i] + one_minus_beta * g * g
         square_avg[i] = s
-        param[i] -= lr * g / (math.sqrt(s) + eps)
+        if estimate:
+            param[i] -= lr * g * _reciprocal(math.sqrt(s) + eps)
+        else:
+            param[i] -= lr * g / (math.sqrt(s) + eps)
 
 
 @_kernel()
 def _adam_serial(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
-                 weight_decay, decay, step_size, inv_sqrt_bias_correction2):
+                 weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
     # Adam and AdamW share this loop: Adam has decay = 1, AdamW has weight_decay = 0.
     for i in range(param.size):
         p = param[i] * decay
@@ -109,10 +158,13 @@ def _adam_serial(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2
         v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
         exp_avg[i] = m
         exp_avg_sq[i] = v
-        param[i] = p - step_size * m / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+        if estimate:
+            param[i] = p - step_size * m * _reciprocal(math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+        else:
+            param[i] = p - step_size * m / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
 
 
-# ---- the parallel kernels: the serial loop on blocks, the blocks shared among threads -------------
+# ---- the parallel kernels: the serial loop on blocks, the blocks shared equally among threads ------
 
 
 @_kernel(parallel=True)
@@ -133,49 +185,60 @@ def _momentum_parallel(param, grad, velocity, lr, beta, one_minus_beta):
 
 
 @_kernel(parallel=True)
-def _rmsprop_parallel(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay):
+def _rmsprop_parallel(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay, estimate):
     n = param.size
     for b in prange((n + _BLOCK - 1) // _BLOCK):
         lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _rmsprop_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], lr, beta, one_minus_beta, eps, weight_decay)
+        _rmsprop_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], lr, beta, one_minus_beta, eps, weight_decay,
+                        estimate)
 
 
 @_kernel(parallel=True)
 def _adam_parallel(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
-                   weight_decay, decay, step_size, inv_sqrt_bias_correction2):
+                   weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
     n = param.size
     for b in prange((n + _BLOCK - 1) // _BLOCK):
         lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
         _adam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], beta1, one_minus_beta1, beta2,
-                     one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2)
+                     one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate)
 
 
 # ---- scalars: the article's hyperparameters turned into what each loop multiplies by ------------
 
 
-def _sgd_scalars(lr, momentum, dampening, nesterov, weight_decay, first_step):
+def _estimate(eps, size):
+    """Whether RMSProp/Adam use `_reciprocal`'s estimate: eps is a normal float32 and the buffers fit in cache.
+
+    Below the smallest normal eps the estimate would be undefined (1/x may overflow). Above
+    _ESTIMATE_MAX_SIZE elements the loop waits on memory, the divider is no longer the bottleneck and
+    the estimate's extra instructions made it 2-9% slower at 1e7 (bench/RESULTS.md).
+    """
+    return eps >= _ESTIMATE_MIN_EPS and size <= _ESTIMATE_MAX_SIZE
+
+
+def _sgd_scalars(size, lr, momentum, dampening, nesterov, weight_decay, first_step):
     return lr, momentum, 1 - dampening, weight_decay, bool(nesterov), bool(first_step)
 
 
-def _momentum_scalars(lr, beta):
+def _momentum_scalars(size, lr, beta):
     return lr, beta, 1 - beta
 
 
-def _rmsprop_scalars(lr, beta, eps, weight_decay):
-    return lr, beta, 1 - beta, eps, weight_decay
+def _rmsprop_scalars(size, lr, beta, eps, weight_decay):
+    return lr, beta, 1 - beta, eps, weight_decay, _estimate(eps, size)
 
 
-def _adam_scalars(lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
+def _adam_scalars(size, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
     return (beta1, 1 - beta1, beta2, 1 - beta2, eps, weight_decay, 1.0, lr / bias_correction1,
-            1 / math.sqrt(bias_correction2))
+            1 / math.sqrt(bias_correction2), _estimate(eps, size))
 
 
-def _adamw_scalars(lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
+def _adamw_scalars(size, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
     return (beta1, 1 - beta1, beta2, 1 - beta2, eps, 0.0, 1 - lr * weight_decay, lr / bias_correction1,
-            1 / math.sqrt(bias_correction2))
+            1 / math.sqrt(bias_correction2), _estimate(eps, size))
 
 
-# rule -> (serial kernel, parallel kernel, scalars in the order the kernels take them)
+# rule -> (serial kernel, parallel kernel, (size, **hyper) -> scalars in the order the kernels take them)
 _RULES: dict[str, tuple[Callable, Callable, Callable]] = {
     "sgd": (_sgd_serial, _sgd_parallel, _sgd_scalars),
     "momentum": (_momentum_serial, _momentum_parallel, _momentum_scalars),
@@ -268,7 +331,7 @@ def bind(rule: str, arrays: Sequence[np.ndarray]) -> Callable[..., None]:
 
     def update(**hyper: float) -> None:
         nonlocal entry
-        values = scalars(**hyper)
+        values = scalars(flat[0].size, **hyper)
         if entry is None:
             entry = _compile(kernel, _signature(flat, values))
         entry(*flat, *values)
@@ -279,7 +342,7 @@ def bind(rule: str, arrays: Sequence[np.ndarray]) -> Callable[..., None]:
 
 def _launch(rule: str, arrays: Sequence[np.ndarray], hyper: dict) -> None:
     flat = _check(rule, arrays)
-    values = _RULES[rule][2](**hyper)
+    values = _RULES[rule][2](flat[0].size, **hyper)
     kernel = _choose(rule, flat[0].size)
     _compile(kernel, _signature(flat, values))(*flat, *values)
 
