@@ -579,8 +579,12 @@ class RemovableHandle:
         self._registry.pop(self._key, None)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Inputs before outputs, found with an explicit stack so deep graphs need no recursion."""
+def _topological_order(root: Tensor, every_input: bool = False) -> list[Tensor]:
+    """Inputs before outputs, found with an explicit stack so deep graphs need no recursion.
+
+    Backward follows only the inputs that need grad; `every_input` also takes data and constants
+    (first input first), which is what a drawing of the graph shows.
+    """
     order: list[Tensor] = []
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
@@ -601,8 +605,8 @@ def _topological_order(root: Tensor) -> list[Tensor]:
                 f"backward through the graph a second time: the {ctx.name} node's saved values were "
                 "freed after the first backward(); pass retain_graph=True to the first call"
             )
-        for parent in ctx.inputs:
-            if parent.requires_grad and id(parent) not in visited:
+        for parent in reversed(ctx.inputs) if every_input else ctx.inputs:
+            if (every_input or parent.requires_grad) and id(parent) not in visited:
                 stack.append((parent, False))
     return order
 

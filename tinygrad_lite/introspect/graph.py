@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from tinygrad_lite.introspect.labels import Names, describe_values, format_shape, leaf_kind, name_table, tensor_label
-from tinygrad_lite.tensor import Tensor
+from tinygrad_lite.tensor import Tensor, _topological_order
 
 INSTALL_HINT = (
     "install Graphviz to render it (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; "
@@ -63,33 +63,15 @@ def _quote(text: str) -> str:
 
 
 def _graph_tensors(root: Tensor) -> list[Tensor]:
-    """Every tensor below `root`, inputs before outputs (an explicit stack, as backward uses).
-
-    Unlike `tensor._topological_order`, which follows only inputs that need grad (all backward
-    needs), this follows every input, so data and constants appear in the picture too.
-    """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        t, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        ctx = t._ctx
-        if ctx is None:
-            continue
-        if ctx.inputs is None:
-            raise RuntimeError(
-                f"draw_graph: the graph below the {ctx.name} node {format_shape(t.shape)} was freed by "
-                "backward(); draw before backward(), or call backward(retain_graph=True)"
-            )
-        stack.extend((parent, False) for parent in reversed(ctx.inputs) if id(parent) not in seen)
-    return order
+    """Every tensor below `root`, inputs before outputs: data and constants too, not only what backward visits."""
+    try:
+        return _topological_order(root, every_input=True)
+    except RuntimeError:
+        ctx = root._ctx
+        raise RuntimeError(
+            f"draw_graph: the graph below the {ctx.name if ctx else 'root'} node {format_shape(root.shape)} was "
+            "freed by backward(); draw before backward(), or call backward(retain_graph=True)"
+        ) from None
 
 
 def draw_graph(t: Tensor, detail: str = "shapes", names: Names = None) -> DotGraph:
