@@ -251,16 +251,6 @@ _RULES: dict[str, tuple[Callable, Callable, Callable]] = {
 # ---- compiling and launching -------------------------------------------------------------------
 
 
-def _flat(rule: str, name: str, array: np.ndarray, dtype: np.dtype, size: int) -> np.ndarray:
-    if not isinstance(array, np.ndarray) or array.dtype != dtype or array.size != size:
-        raise ValueError(f"{rule} kernel: {name} must be a numpy array of {size} {dtype} values like param, "
-                         f"got {type(array).__name__} {getattr(array, 'shape', '')} {getattr(array, 'dtype', '')}")
-    if not array.flags.c_contiguous or not array.flags.writeable:
-        raise ValueError(f"{rule} kernel: {name} of shape {array.shape} must be C-contiguous and writeable "
-                         "(kernels run over contiguous 1-D buffers; pass np.ascontiguousarray(...))")
-    return array.reshape(-1)
-
-
 def _signature(arrays: Sequence[np.ndarray], scalars: Sequence) -> tuple:
     """Numba types for a call: the arrays, then each scalar as the arrays' dtype (flags as booleans)."""
     dtype = numba.from_dtype(arrays[0].dtype)
