@@ -26,8 +26,8 @@ def _needs_grad(ctx: Function, i: int) -> bool:
 
 
 def _broadcast_shape(op: str, *arrays: np.ndarray) -> None:
-    shapes = {a.shape for a in arrays}
-    if len(shapes) == 1 or (len(shapes) == 2 and () in shapes):
+    a, b = arrays[0].shape, arrays[-1].shape
+    if len(arrays) == 2 and (a == b or a == () or b == ()):
         return  # nothing to check, and np.broadcast_shapes costs more than most small ops
     try:
         np.broadcast_shapes(*(a.shape for a in arrays))
@@ -322,7 +322,7 @@ class Sum(Function):
 
     def forward(self, x, axis=None, keepdims=False):
         self.save_for_backward(x.shape, axis, keepdims)
-        return np.sum(x, axis=axis, keepdims=keepdims)
+        return x.sum(axis=axis, keepdims=keepdims)
 
     def backward(self, grad):
         shape, axis, keepdims = self.saved
