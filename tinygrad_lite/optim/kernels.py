@@ -38,6 +38,7 @@ same result. The kernel rules:
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -253,9 +254,15 @@ _RULES: dict[str, tuple[Callable, Callable, Callable]] = {
 
 def _signature(arrays: Sequence[np.ndarray], scalars: Sequence) -> tuple:
     """Numba types for a call: the arrays, then each scalar as the arrays' dtype (flags as booleans)."""
-    dtype = numba.from_dtype(arrays[0].dtype)
-    return tuple(numba.typeof(a) for a in arrays) + tuple(numba.boolean if isinstance(s, bool) else dtype
-                                                          for s in scalars)
+    return _types(arrays[0].dtype, len(arrays), tuple(isinstance(s, bool) for s in scalars))
+
+
+@functools.cache
+def _types(dtype: np.dtype, n_arrays: int, flags: tuple[bool, ...]) -> tuple:
+    # Built once per layout: numba.typeof on every call costs more than a 1,000-element update.
+    scalar = numba.from_dtype(dtype)
+    array = numba.types.Array(scalar, 1, "C")  # what _check guarantees: 1-D, contiguous, writeable
+    return (array,) * n_arrays + tuple(numba.boolean if flag else scalar for flag in flags)
 
 
 def _compile(kernel: Callable, signature: tuple) -> Callable:
@@ -264,12 +271,19 @@ def _compile(kernel: Callable, signature: tuple) -> Callable:
     Calling the entry point skips the dispatcher's per-call type resolution; it converts Python
     floats to the declared scalar types on entry, so the loop still sees only the arrays' dtype.
     """
-    try:
-        return kernel.compile(signature)
-    except Exception as error:  # a corrupt cache file: compile without the cache from now on
-        if not _disable_cache(error):
-            raise
-        return kernel.compile(signature)
+    entry = _entry_points.get((kernel, signature))
+    if entry is None:
+        try:
+            entry = kernel.compile(signature)
+        except Exception as error:  # a corrupt cache file: compile without the cache from now on
+            if not _disable_cache(error):
+                raise
+            entry = kernel.compile(signature)
+        _entry_points[(kernel, signature)] = entry  # numba's own lookup costs tens of microseconds a call
+    return entry
+
+
+_entry_points: dict[tuple, Callable] = {}
 
 
 def _disable_cache(error: Exception) -> bool:
