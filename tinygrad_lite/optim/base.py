@@ -309,7 +309,7 @@ class Optimizer:
         """
         state = {}
         for index, (chunk, i) in enumerate(self._locate()):
-            step = chunk.steps()[i]
+            step = chunk.per_param_steps[i] if chunk.per_param_steps else chunk.step_count
             if step:
                 entry: dict[str, Any] = {"step": step}
                 entry.update((name, views[i].copy()) for name, views in chunk.state_views.items())
