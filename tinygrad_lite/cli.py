@@ -1,10 +1,18 @@
-"""The `tinygrad-lite` command. Each subcommand parses its options here and calls the library."""
+"""The `tinygrad-lite` command. Each subcommand parses its options here and calls the library.
+
+Exit status 2 with one line on stderr means the user got something wrong: a flag's value, or a file or
+folder they named (the --resume checkpoint, the --out folder), or matplotlib missing for a plotting
+command. Every such check happens here, before the work, or converts one specific library error
+(`train.ResumeError`) into a UsageError. Any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from tinygrad_lite import plots
@@ -46,11 +54,24 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
 def _float(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _names(text: str) -> list[str]:
@@ -86,7 +107,10 @@ def _point(text: str) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:
         raise argparse.ArgumentTypeError(f"expected a point x,y such as 1,1.5, got {text!r}")
-    return _float(parts[0]), _float(parts[1])
+    x, y = _float(parts[0]), _float(parts[1])
+    if max(abs(x), abs(y)) > race.DIVERGED:  # such a path would count as diverged before its first step
+        raise argparse.ArgumentTypeError(f"expected a point with |x| and |y| <= {race.DIVERGED:g}, got {text!r}")
+    return x, y
 
 
 def _betas(text: str) -> tuple[float, ...]:
@@ -115,6 +139,26 @@ def _wrote(*paths: str) -> None:
     print("wrote " + ", ".join(paths))
 
 
+def _require_matplotlib(args: argparse.Namespace) -> None:
+    """A plotting command fails before its work, not after it, when matplotlib is missing."""
+    try:
+        plots.pyplot()
+    except plots.MatplotlibMissing as error:
+        raise UsageError(f"tinygrad-lite {args.command}: {error}") from None
+
+
+def _output_folder(args: argparse.Namespace) -> str:
+    """Create `--out` and check that a file can be made in it, so an unusable folder fails before the work."""
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.out):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(f"tinygrad-lite {args.command}: --out {args.out!r} is not a writable folder ({reason})") from None
+    return args.out
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `tinygrad-lite` parser with one subcommand per job."""
     parser = _Parser(prog="tinygrad-lite", description="Train and study small networks with tinygrad_lite.")
@@ -130,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_batch_size, default=defaults.batch_size,
                    help="examples per step; 'full' for batch gradient descent, 1 for SGD")
     p.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--seed", type=_seed, default=defaults.seed)
     p.add_argument("--backend", choices=["numpy", "numba"], default=None, help="optimizer backend")
     p.add_argument("--out", default=defaults.out, help="folder for metrics.csv and checkpoint.safetensors")
     p.add_argument("--save-every", type=_positive_int, default=None, metavar="N",
@@ -155,7 +199,12 @@ def _train(args: argparse.Namespace) -> None:
     )
     if config.lr is not None and config.lr < 0:
         raise UsageError(f"tinygrad-lite train: --lr must be >= 0, got {config.lr}")
-    result = training.train(config)
+    if config.out:
+        _output_folder(args)
+    try:
+        result = training.train(config)
+    except training.ResumeError as error:  # raised only for the --resume file, so never hides a bug
+        raise UsageError(f"tinygrad-lite train: {error}") from None
     final = result.final
     accuracy = "" if final["accuracy"] != final["accuracy"] else f"  accuracy {final['accuracy']:.4f}"
     print(f"final loss {final['loss']:.4f}{accuracy}  ({final['seconds']:.1f} s, {config.epochs} epochs)")
@@ -169,14 +218,15 @@ def _add_graph(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--detail", choices=["shapes", "values"], default="shapes",
                    help="shapes and dtypes only, or also the data and grads")
     p.add_argument("--format", choices=["svg", "png"], default="svg", help="picture format when dot is installed")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.set_defaults(run=_graph)
 
 
 def _graph(args: argparse.Namespace) -> None:
     from tinygrad_lite.introspect.mlp_graph import draw_mlp_loss
 
-    written, note = draw_mlp_loss(args.out, detail=args.detail, image_format=args.format, seed=args.seed)
+    written, note = draw_mlp_loss(_output_folder(args), detail=args.detail, image_format=args.format,
+                                  seed=args.seed)
     print("wrote " + " and ".join(str(path) for path in written))
     if note:
         print(note)
@@ -197,10 +247,10 @@ def _add_race(commands: argparse._SubParsersAction) -> None:
 
 
 def _race(args: argparse.Namespace) -> None:
-    plots.pyplot()  # fail before the work if matplotlib is missing
+    _require_matplotlib(args)
+    _output_folder(args)
     result = race.race(SURFACES[args.surface], args.optimizers, args.steps, _per_optimizer(args.lr, args.optimizers),
                        args.start)
-    os.makedirs(args.out, exist_ok=True)
     png, csv_path = os.path.join(args.out, "race.png"), os.path.join(args.out, "race.csv")
     gif = os.path.join(args.out, "race.gif") if args.gif else None
     result.write_csv(csv_path)
@@ -216,15 +266,15 @@ def _add_ema(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("ema", help="moving averages of a noisy series, with and without bias correction")
     p.add_argument("--points", type=_positive_int, default=365, help="length of the series")
     p.add_argument("--betas", type=_betas, default=ema.DEFAULT_BETAS, help="comma-separated, e.g. 0.5,0.9,0.98")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="runs/ema", help="folder for ema.png and ema.csv")
     p.set_defaults(run=_ema)
 
 
 def _ema(args: argparse.Namespace) -> None:
-    plots.pyplot()
+    _require_matplotlib(args)
+    _output_folder(args)
     result = ema.ema_study(args.points, args.betas, args.seed)
-    os.makedirs(args.out, exist_ok=True)
     png, csv_path = os.path.join(args.out, "ema.png"), os.path.join(args.out, "ema.csv")
     result.write_csv(csv_path)
     plots.plot_ema(result, png)
@@ -243,19 +293,19 @@ def _add_batches(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=_positive_int, default=20)
     p.add_argument("--evals-per-epoch", type=_positive_int, default=4, help="how often J is logged")
     p.add_argument("--max-seconds", type=_positive_float, default=None, help="cap on each run's training time")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="runs/batches", help="folder for batches.png and batches.csv")
     p.set_defaults(run=_batches)
 
 
 def _batches(args: argparse.Namespace) -> None:
-    plots.pyplot()
     if not args.sizes:
         raise UsageError("tinygrad-lite batches: --sizes is empty")
+    _require_matplotlib(args)
+    _output_folder(args)
     study = batches.batch_study(args.sizes, dataset=args.dataset, samples=args.samples, hidden=args.hidden,
                                 optimizer=args.optimizer, lr=args.lr, epochs=args.epochs,
                                 evals_per_epoch=args.evals_per_epoch, max_seconds=args.max_seconds, seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
     png, csv_path = os.path.join(args.out, "batches.png"), os.path.join(args.out, "batches.csv")
     study.write_csv(csv_path)
     plots.plot_batches(study, png)
@@ -278,17 +328,17 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=_batch_size, default=64, help="examples per step; 'full' for batch GD")
     p.add_argument("--epochs", type=_positive_int, default=100)
     p.add_argument("--target", type=_positive_float, default=0.1, help="the loss to reach")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="runs/compare", help="folder for compare.png, compare.csv, compare_targets.csv")
     p.set_defaults(run=_compare)
 
 
 def _compare(args: argparse.Namespace) -> None:
-    plots.pyplot()
+    _require_matplotlib(args)
+    _output_folder(args)
     result = compare.compare(tuple(args.optimizers), _per_optimizer(args.lr, args.optimizers), dataset=args.dataset,
                              samples=args.samples, hidden=args.hidden, batch_size=args.batch_size,
                              epochs=args.epochs, target=args.target, seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
     png = os.path.join(args.out, "compare.png")
     csv_path, table_path = os.path.join(args.out, "compare.csv"), os.path.join(args.out, "compare_targets.csv")
     result.write_csv(csv_path)
@@ -302,14 +352,14 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for bad input, with one line on stderr)."""
+    """Run the command line; returns the exit status (2 for bad input, with one line on stderr).
+
+    Only UsageError becomes status 2; any other exception propagates with its traceback (status 1).
+    """
     try:
         args = build_parser().parse_args(argv)
         args.run(args)
-    except (UsageError, plots.MatplotlibMissing) as error:
-        print(error, file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as error:
-        print(f"tinygrad-lite: error: {error}".replace("\n", " "), file=sys.stderr)
+    except UsageError as error:
+        print(str(error).replace("\n", " "), file=sys.stderr)
         return 2
     return 0

@@ -199,7 +199,9 @@ def plot_batches(study: BatchStudy, path: str) -> None:
     by_epoch.set_xlabel("epoch (passes over the data)")
     by_epoch.set_ylabel("cost J over the whole dataset")
     by_epoch.set_title("per epoch: more steps per pass learn faster")
-    by_time.set_xscale("log")
+    # A log axis with no finite point cannot place its ticks: every run diverged at its first logged step.
+    if any(np.isfinite(curve.losses[1:]).any() for curve in study.curves):
+        by_time.set_xscale("log")
     by_time.set_xlabel("training seconds (log scale)")
     by_time.set_title("per second: batch size 1 pays for no vectorisation")
     by_epoch.legend(fontsize=8)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +55,15 @@ class TrainConfig:
 CHECKPOINT = "checkpoint.safetensors"
 # The settings a resumed run must share with the run that wrote the checkpoint (epochs and backend may differ).
 _RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed")
+
+
+class ResumeError(ValueError):
+    """`TrainConfig.resume` names a file this run cannot continue from; the message says why.
+
+    Missing or unreadable, damaged, not written by `train`, written with other settings, past `epochs`, or
+    not fitting the model: one type for all of these (the cause is chained), so a caller such as the CLI can
+    tell a bad resume file from any other error raised while training.
+    """
 
 
 @dataclass
@@ -158,19 +168,34 @@ def _settings(config: TrainConfig, lr: float) -> dict:
 
 def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
     """Load `config.resume` into the fresh model and optimizer; returns the last epoch it completed."""
-    metadata = checkpoint.read_metadata(config.resume)  # check the settings before loading anything
+    with _resume_file(config.resume):
+        metadata = checkpoint.read_metadata(config.resume)  # check the settings before loading anything
     saved = metadata.get("settings")
     if not isinstance(saved, dict) or "epoch" not in metadata or not metadata.get("history"):
-        raise ValueError(f"resume: {config.resume!r} is a checkpoint but not one written by `tinygrad-lite train`")
+        raise ResumeError(f"resume: {config.resume!r} is a checkpoint but not one written by `tinygrad-lite train`")
     differ = [f"{key} {saved.get(key)!r} there, {settings[key]!r} here" for key in _RESUME_KEYS
               if saved.get(key) != settings[key]]
     if differ:
-        raise ValueError(f"resume: {config.resume!r} was written with other settings: " + "; ".join(differ))
+        raise ResumeError(f"resume: {config.resume!r} was written with other settings: " + "; ".join(differ))
     if metadata["epoch"] > config.epochs:
-        raise ValueError(f"resume: {config.resume!r} is at epoch {metadata['epoch']}, past --epochs {config.epochs}")
-    checkpoint.load(config.resume, result.model, result.optimizer)
+        raise ResumeError(f"resume: {config.resume!r} is at epoch {metadata['epoch']}, past --epochs {config.epochs}")
+    with _resume_file(config.resume):
+        checkpoint.load(config.resume, result.model, result.optimizer)
     result.history.extend(metadata["history"])
     return int(metadata["epoch"])
+
+
+@contextlib.contextmanager
+def _resume_file(path: str) -> Iterator[None]:
+    """Re-raise the errors of reading the resume file (missing, unreadable, damaged, misfit) as ResumeError."""
+    try:
+        yield
+    except checkpoint.CheckpointError as error:
+        raise ResumeError(str(error)) from error
+    except OSError as error:
+        if error.strerror is None:  # checkpoint's own message: "load: checkpoint 'x' does not exist"
+            raise ResumeError(str(error)) from error
+        raise ResumeError(f"resume: cannot read checkpoint {path!r}: {error.strerror}") from error
 
 
 def save_run(result: TrainResult, out: str, settings: dict | None = None) -> None:

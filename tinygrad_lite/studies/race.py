@@ -22,6 +22,8 @@ RACE_OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
     "rmsprop": optim.RMSProp,
     "adam": optim.Adam,
 }
+# A path whose |x| or |y| passes this has diverged: it is off any plot and its numbers are about to overflow.
+DIVERGED = 1e6
 
 
 @dataclass
@@ -76,8 +78,8 @@ def run_path(surface: Surface, optimizer: str, lr: float, steps: int, start: tup
         value = loss.item()
         points.append((x.item(), y.item()))
         losses.append(value)
-        if not np.isfinite(value) or max(abs(points[-1][0]), abs(points[-1][1])) > 1e6:
-            diverged = True  # past here the path is off any plot and the numbers overflow
+        if not np.isfinite(value) or max(abs(points[-1][0]), abs(points[-1][1])) > DIVERGED:
+            diverged = True
             break
         if step == steps:
             break
