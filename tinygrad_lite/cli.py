@@ -154,8 +154,8 @@ def _output_folder(args: argparse.Namespace) -> str:
         with tempfile.TemporaryFile(dir=args.out):
             pass
     except OSError as error:
-        reason = error.strerror or str(error)
-        raise UsageError(f"tinygrad-lite {args.command}: --out {args.out!r} is not a writable folder ({reason})") from None
+        raise UsageError(f"tinygrad-lite {args.command}: --out {args.out!r} is not a writable folder "
+                         f"({error.strerror or error})") from None
     return args.out
 
 
