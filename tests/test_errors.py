@@ -41,6 +41,19 @@ def _state(model, opt):
     return params, grads, repr(sd["param_groups"]), opt_state, opt.skipped_steps, len(opt.param_groups)
 
 
+def _bindings(model, opt):
+    """What a failed call must not rebind: each parameter's data, grad and flat-link objects, and the links' staleness.
+
+    A rebinding copies the values, so `_state` alone would not see it; the optimizer would re-attach on its next step.
+    """
+    objects = [obj for p in model.parameters() for obj in (p._data, p._grad, p._flat_link)]
+    return objects, [chunk.link.stale for chunks in opt._chunks for chunk in chunks]
+
+
+def _same_bindings(before, after):
+    return all(a is b for a, b in zip(before[0], after[0], strict=True)) and before[1] == after[1]
+
+
 def _ones(*shape, grad=False):
     return Tensor(np.ones(shape), requires_grad=grad)
 
@@ -109,6 +122,12 @@ CASES = [
      lambda m, o: optim.SGD(m.parameters(), nesterov=True)),
     ("group-lr", ValueError, ["Adam", "lr=-1"],
      lambda m, o: optim.Adam([{"params": [m[0].weight]}, {"params": [m[0].bias], "lr": -1}])),
+    ("group-unknown-key-in-constructor", ValueError, ["Adam", "unknown hyperparameters", "'momentum'"],
+     lambda m, o: optim.Adam([{"params": [m[0].weight]}, {"params": [m[0].bias], "momentum": 0.9}])),
+    ("group-not-a-tensor", TypeError, ["Adam", "params must be Tensors", "ndarray", "index 1"],
+     lambda m, o: optim.Adam([{"params": [m[0].weight]}, {"params": [m[0].bias, np.ones(2)]}])),
+    ("group-not-a-dict", TypeError, ["SGD", "param group must be a dict", "Tensor"],
+     lambda m, o: optim.SGD([{"params": [m[0].weight]}, m[0].bias])),
     ("group-unknown-key", ValueError, ["unknown hyperparameters", "'momentum'"],
      lambda m, o: o.add_param_group({"params": [Tensor(np.ones(2), requires_grad=True)], "momentum": 0.9})),
     ("unknown-backend", ValueError, ["backend 'cuda'", "numpy"],
@@ -181,16 +200,30 @@ def _edit(opt, change):
 @pytest.mark.parametrize("error, fragments, action", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_raises_a_clear_error_and_changes_nothing(setup, error, fragments, action):
     model, opt = setup
-    before = _state(model, opt)
+    before, bindings = _state(model, opt), _bindings(model, opt)
     with pytest.raises(error) as info:
         action(model, opt)
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} missing from: {message}"
     assert _state(model, opt) == before
+    assert _same_bindings(bindings, _bindings(model, opt)), "a parameter was moved into a new flat buffer"
     # The optimizer still works on the same parameters afterwards.
     opt.step()
     assert _state(model, opt)[0] != before[0]
+
+
+def test_a_failed_add_param_group_moves_no_parameter_and_adds_no_group(setup):
+    model, opt = setup
+    other = optim.SGD([Tensor(np.ones(3), requires_grad=True)], lr=0.1)
+    before, bindings = _state(model, opt), _bindings(model, opt)
+    with pytest.raises(ValueError, match="SGD: invalid learning rate lr=-1"):
+        other.add_param_group({"params": [model[0].weight, model[0].bias], "lr": -1})
+    with pytest.raises(ValueError, match="parameter 1 of shape \\(2, 4\\) appears twice"):
+        other.add_param_group({"params": [model[2].weight, model[2].weight]})
+    assert len(other.param_groups) == len(other._chunks) == 1
+    assert _state(model, opt) == before
+    assert _same_bindings(bindings, _bindings(model, opt))
 
 
 def test_backward_through_a_freed_graph_raises_and_changes_no_grad(setup):
