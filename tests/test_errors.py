@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite
-from tinygrad_lite import Tensor, checkpoint, cli, data, nn, optim
+from tinygrad_lite import Tensor, checkpoint, cli, data, nn, ops, optim
 from tinygrad_lite.nn import functional as F
 
 ROOT = Path(__file__).parents[1]
@@ -41,6 +41,19 @@ def _state(model, opt):
     return params, grads, repr(sd["param_groups"]), opt_state, opt.skipped_steps, len(opt.param_groups)
 
 
+def _bindings(model, opt):
+    """What a failed call must not rebind: each parameter's data, grad and flat-link objects, and the links' staleness.
+
+    A rebinding copies the values, so `_state` alone would not see it; the optimizer would re-attach on its next step.
+    """
+    objects = [obj for p in model.parameters() for obj in (p._data, p._grad, p._flat_link)]
+    return objects, [chunk.link.stale for chunks in opt._chunks for chunk in chunks]
+
+
+def _same_bindings(before, after):
+    return all(a is b for a, b in zip(before[0], after[0], strict=True)) and before[1] == after[1]
+
+
 def _ones(*shape, grad=False):
     return Tensor(np.ones(shape), requires_grad=grad)
 
@@ -61,6 +74,56 @@ CASES = [
     ("concatenate", ValueError, ["concatenate", "(2, 3)", "(2, 4)", "axis 0"],
      lambda m, o: Tensor.concatenate([_ones(2, 3, grad=True), _ones(2, 4)])),
     ("reshape", ValueError, ["reshape", "(2, 3)", "(4,)"], lambda m, o: _ones(2, 3, grad=True).reshape(4)),
+    # axes, permutations and indexes: the op, the bad value, the tensor's shape and the valid range
+    ("sum-axis", ops.AxisError, ["sum: axis 2", "shape (2, 3)", "-2 <= axis < 2"],
+     lambda m, o: _ones(2, 3, grad=True).sum(axis=2)),
+    ("sum-axis-in-tuple", ops.AxisError, ["sum: axis -3", "(2, 3)"],
+     lambda m, o: _ones(2, 3, grad=True).sum(axis=(0, -3))),
+    ("sum-axis-twice", ValueError, ["sum: axis (0, -2)", "same axis twice", "(2, 3)"],
+     lambda m, o: _ones(2, 3, grad=True).sum(axis=(0, -2))),
+    ("sum-axis-not-an-int", TypeError, ["sum: axis must be", "1.5"], lambda m, o: _ones(2, 3, grad=True).sum(axis=1.5)),
+    ("sum-axis-of-0d", ops.AxisError, ["sum: axis 1", "shape ()", "-1 <= axis < 1"],
+     lambda m, o: Tensor(1.0, requires_grad=True).sum(axis=1)),
+    ("mean-axis", ops.AxisError, ["mean: axis -3", "(2, 3)", "-2 <= axis < 2"],
+     lambda m, o: _ones(2, 3, grad=True).mean(axis=-3)),
+    ("max-axis", ops.AxisError, ["max: axis 2", "(2, 3)"], lambda m, o: _ones(2, 3, grad=True).max(axis=2)),
+    ("min-axis", ops.AxisError, ["min: axis 2", "(2, 3)"], lambda m, o: _ones(2, 3, grad=True).min(axis=2)),
+    ("softmax-axis", ops.AxisError, ["softmax: axis 2", "(5, 2)"], lambda m, o: F.softmax(m(_ones(5, 3)), axis=2)),
+    ("log_softmax-axis", ops.AxisError, ["log_softmax: axis 5", "(2, 3)"],
+     lambda m, o: _ones(2, 3, grad=True).log_softmax(axis=5)),
+    ("transpose-axis", ops.AxisError, ["transpose: axis 2", "(2, 3)"],
+     lambda m, o: _ones(2, 3, grad=True).transpose(0, 2)),
+    ("transpose-axis-twice", ValueError, ["transpose: axis (1, 1)", "same axis twice"],
+     lambda m, o: _ones(2, 3, grad=True).transpose(1, 1)),
+    ("transpose-too-few-axes", ValueError, ["transpose: axes (0,)", "(2, 3)", "permutation of all 2 axes"],
+     lambda m, o: _ones(2, 3, grad=True).transpose(0)),
+    ("reshape-negative-size", ValueError, ["reshape", "(-2, 3)", "one of them may be -1"],
+     lambda m, o: _ones(2, 3, grad=True).reshape(-2, 3)),
+    ("reshape-two-unknowns", ValueError, ["reshape", "(-1, -1)", "product is 6"],
+     lambda m, o: _ones(2, 3, grad=True).reshape(-1, -1)),
+    ("reshape-float-size", TypeError, ["reshape", "(1.5, 4)", "expected ints"],
+     lambda m, o: _ones(2, 3, grad=True).reshape(1.5, 4)),
+    ("concatenate-axis", ops.AxisError, ["concatenate: axis 2", "(2, 3)", "-2 <= axis < 2"],
+     lambda m, o: Tensor.concatenate([_ones(2, 3, grad=True), _ones(2, 3)], axis=2)),
+    ("concatenate-ndim", ValueError, ["concatenate", "tensor 1 has shape (3,)", "same number of dimensions"],
+     lambda m, o: Tensor.concatenate([_ones(2, 3, grad=True), _ones(3)])),
+    ("concatenate-nothing", ValueError, ["concatenate", "at least one tensor"], lambda m, o: Tensor.concatenate([])),
+    ("concatenate-0d", ValueError, ["concatenate", "0-d", "stack"],
+     lambda m, o: Tensor.concatenate([Tensor(1.0, requires_grad=True), Tensor(2.0)])),
+    ("stack-shapes", ValueError, ["stack", "tensor 1 has shape (2, 4)", "(2, 3)", "equal shapes"],
+     lambda m, o: Tensor.stack([_ones(2, 3, grad=True), _ones(2, 4)])),
+    ("stack-axis", ops.AxisError, ["stack: axis -4", "(2, 3)", "-3 <= axis <= 2"],
+     lambda m, o: Tensor.stack([_ones(2, 3, grad=True), _ones(2, 3)], axis=-4)),
+    ("getitem-out-of-range", IndexError, ["getitem", "[5]", "shape (2, 3)", "index 5 is out of bounds"],
+     lambda m, o: _ones(2, 3, grad=True)[5]),
+    ("getitem-array", IndexError, ["getitem", "int64 array of shape (2,)", "(2, 3)", "index 7"],
+     lambda m, o: _ones(2, 3, grad=True)[np.array([0, 7])]),
+    ("getitem-too-many", IndexError, ["getitem", "[0, 0, 0]", "(2, 3)", "too many indices"],
+     lambda m, o: _ones(2, 3, grad=True)[0, 0, 0]),
+    ("linear-bias", ValueError, ["linear", "bias has shape (5,)", "(4,)", "(4, 3)"],
+     lambda m, o: F.linear(_ones(2, 3), m[0].weight, _ones(5))),
+    ("linear-weight-1d", ValueError, ["linear", "weight has shape (3,)", "2-D"],
+     lambda m, o: F.linear(_ones(2, 3), _ones(3, grad=True))),
     # every loss
     ("mse_loss", ValueError, ["mse_loss", "(5, 2)", "(5,)", "same shape"],
      lambda m, o: nn.MSELoss()(m(_ones(5, 3)), np.ones(5))),
@@ -109,6 +172,12 @@ CASES = [
      lambda m, o: optim.SGD(m.parameters(), nesterov=True)),
     ("group-lr", ValueError, ["Adam", "lr=-1"],
      lambda m, o: optim.Adam([{"params": [m[0].weight]}, {"params": [m[0].bias], "lr": -1}])),
+    ("group-unknown-key-in-constructor", ValueError, ["Adam", "unknown hyperparameters", "'momentum'"],
+     lambda m, o: optim.Adam([{"params": [m[0].weight]}, {"params": [m[0].bias], "momentum": 0.9}])),
+    ("group-not-a-tensor", TypeError, ["Adam", "params must be Tensors", "ndarray", "index 1"],
+     lambda m, o: optim.Adam([{"params": [m[0].weight]}, {"params": [m[0].bias, np.ones(2)]}])),
+    ("group-not-a-dict", TypeError, ["SGD", "param group must be a dict", "Tensor"],
+     lambda m, o: optim.SGD([{"params": [m[0].weight]}, m[0].bias])),
     ("group-unknown-key", ValueError, ["unknown hyperparameters", "'momentum'"],
      lambda m, o: o.add_param_group({"params": [Tensor(np.ones(2), requires_grad=True)], "momentum": 0.9})),
     ("unknown-backend", ValueError, ["backend 'cuda'", "numpy"],
@@ -181,16 +250,69 @@ def _edit(opt, change):
 @pytest.mark.parametrize("error, fragments, action", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_raises_a_clear_error_and_changes_nothing(setup, error, fragments, action):
     model, opt = setup
-    before = _state(model, opt)
+    before, bindings = _state(model, opt), _bindings(model, opt)
     with pytest.raises(error) as info:
         action(model, opt)
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} missing from: {message}"
     assert _state(model, opt) == before
+    assert _same_bindings(bindings, _bindings(model, opt)), "a parameter was moved into a new flat buffer"
     # The optimizer still works on the same parameters afterwards.
     opt.step()
     assert _state(model, opt)[0] != before[0]
+
+
+def test_a_failed_add_param_group_moves_no_parameter_and_adds_no_group(setup):
+    model, opt = setup
+    other = optim.SGD([Tensor(np.ones(3), requires_grad=True)], lr=0.1)
+    before, bindings = _state(model, opt), _bindings(model, opt)
+    with pytest.raises(ValueError, match="SGD: invalid learning rate lr=-1"):
+        other.add_param_group({"params": [model[0].weight, model[0].bias], "lr": -1})
+    with pytest.raises(ValueError, match="parameter 1 of shape \\(2, 4\\) appears twice"):
+        other.add_param_group({"params": [model[2].weight, model[2].weight]})
+    assert len(other.param_groups) == len(other._chunks) == 1
+    assert _state(model, opt) == before
+    assert _same_bindings(bindings, _bindings(model, opt))
+
+
+# An axis or index out of range, in ours and in PyTorch, each on a (2, 3) tensor that requires grad.
+OUT_OF_RANGE = [
+    ("sum", lambda t: t.sum(axis=2), lambda t: t.sum(dim=2)),
+    ("mean", lambda t: t.mean(axis=-3), lambda t: t.mean(dim=-3)),
+    ("max", lambda t: t.max(axis=2), lambda t: t.amax(dim=2)),
+    ("min", lambda t: t.min(axis=(0, 2)), lambda t: t.amin(dim=(0, 2))),
+    ("softmax", lambda t: t.softmax(axis=2), lambda t: t.softmax(dim=2)),
+    ("log_softmax", lambda t: t.log_softmax(axis=-3), lambda t: t.log_softmax(dim=-3)),
+    ("transpose", lambda t: t.transpose(0, 2), lambda t: t.permute(0, 2)),
+    ("concatenate", lambda t: Tensor.concatenate([t, t], axis=2), lambda t: _torch().cat([t, t], dim=2)),
+    ("stack", lambda t: Tensor.stack([t, t], axis=3), lambda t: _torch().stack([t, t], dim=3)),
+    ("getitem", lambda t: t[5], lambda t: t[5]),
+    ("getitem", lambda t: t[:, np.array([0, 3])], lambda t: t[:, _torch().tensor([0, 3])]),
+]
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("op, ours, _", OUT_OF_RANGE, ids=[c[0] for c in OUT_OF_RANGE])
+def test_an_axis_or_index_out_of_range_is_an_index_error_named_by_the_op_and_records_no_node(monkeypatch, op, ours, _):
+    recorded = []
+    monkeypatch.setattr(tinygrad_lite.tensor, "_creation_observer", lambda out, ctx: recorded.append(ctx.name))
+    with pytest.raises(IndexError, match=f"^{op}: ") as info:
+        ours(_ones(2, 3, grad=True))
+    assert "(2, 3)" in str(info.value)
+    assert recorded == [], "a node was recorded before the check"
+    # An axis error is also a ValueError, as numpy's AxisError was, so `except ValueError` still catches it.
+    assert isinstance(info.value, ValueError) == (op != "getitem")
+
+
+@pytest.mark.parametrize("op, _, theirs", OUT_OF_RANGE, ids=[c[0] for c in OUT_OF_RANGE])
+def test_pytorch_raises_an_index_error_for_the_same_calls(op, _, theirs):
+    torch = _torch()
+    with pytest.raises(IndexError):
+        theirs(torch.ones(2, 3, requires_grad=True))
 
 
 def test_backward_through_a_freed_graph_raises_and_changes_no_grad(setup):

@@ -319,6 +319,17 @@ def test_reductions_default_to_all_axes():
     np.testing.assert_allclose(t.grad, np.full((2, 3), 1 / 6))
 
 
+@pytest.mark.parametrize("axis", [0, -1, (0,)])
+@pytest.mark.parametrize("name, value, grad", [("sum", 2.5, 1), ("mean", 2.5, 1), ("max", 2.5, 1), ("min", 2.5, 1),
+                                               ("softmax", 1, 0), ("log_softmax", 0, 0)])
+def test_a_0d_tensor_has_one_axis_as_in_pytorch(name, value, grad, axis):
+    t = Tensor(np.float64(2.5), requires_grad=True)
+    out = getattr(t, name)(axis=axis)
+    assert out.shape == () and out.item() == value
+    out.backward()
+    assert t.grad.shape == () and t.grad == grad
+
+
 def test_max_ties_share_the_gradient_equally():
     t = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), requires_grad=True)
     t.max(axis=1).backward(np.array([1.0, 3.0]))
@@ -458,7 +469,7 @@ def test_concatenate(axis, m, n, k, seed):
     check_grads(lambda a, b: Tensor.concatenate([a, b, a], axis=axis), parts[0], parts[1])
 
 
-@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+@pytest.mark.parametrize("axis", [0, 1, 2, -1, -3])
 @FAST
 @given(m=dims, n=dims, seed=seeds)
 def test_stack(axis, m, n, seed):

@@ -9,6 +9,8 @@ Layout of the file (readable by any safetensors reader, e.g. `safetensors.torch.
 
 Loading parses JSON and raw arrays only, never pickle. Saving writes a temporary file in the same folder,
 fsyncs it and renames it over the target, so a crash leaves either the old file or the new one, whole.
+A save killed before its rename leaves its temporary file behind; the next save of the same target
+removes it once the process that wrote it has gone.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 from typing import Any
 
@@ -70,11 +73,44 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+# Only POSIX can ask whether a pid is running without touching the process (Windows' os.kill would end it).
+_CAN_CHECK_PIDS = os.name == "posix"
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process `pid` exists (running, or a zombie not yet reaped), on POSIX."""
+    try:
+        os.kill(pid, 0)  # signal 0 checks only that the process exists
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # someone else's process (PermissionError), or a pid we cannot ask about: keep its file
+    return True
+
+
+def _remove_leftover_temps(folder: str, target: str) -> None:
+    """Delete the temporary files of killed saves of `target`; a file whose writer still runs is left alone."""
+    if not _CAN_CHECK_PIDS:
+        return
+    ours = re.compile(re.escape(f".{target}.") + r"(\d+)\.[0-9a-f]{8}\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return  # tidying up must never stop the save itself
+    for name in names:
+        match = ours.fullmatch(name)
+        if match and not _process_exists(int(match.group(1))):
+            with contextlib.suppress(OSError):  # another save removed it first, or it is not ours to remove
+                os.unlink(os.path.join(folder, name))
+
+
 def _atomic_write(path: str, blob: bytes) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: folder {folder!r} for checkpoint {path!r} does not exist")
-    # A unique name in the same folder, so the final rename stays on one file system and is atomic.
+    _remove_leftover_temps(folder, os.path.basename(path))
+    # A unique name in the same folder, so the final rename stays on one file system and is atomic;
+    # the pid in it tells a later save whether the writer is still running.
     temp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

@@ -6,6 +6,8 @@ Binary ops broadcast like numpy, and `unbroadcast` is the one place that undoes 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from tinygrad_lite.tensor import Function
@@ -36,6 +38,32 @@ def _broadcast_shape(op: str, *arrays: np.ndarray) -> None:
             f"{op}: shapes {' and '.join(str(a.shape) for a in arrays)} do not broadcast; each trailing dimension "
             "must match or be 1"
         ) from None
+
+
+class AxisError(IndexError, ValueError):
+    """An axis a tensor does not have: an IndexError as PyTorch raises, and a ValueError as numpy's AxisError is."""
+
+
+def check_axis(op: str, axis: Any, shape: tuple[int, ...]) -> Any:
+    """Raise unless `axis` (None, an int or a tuple of distinct ints) names axes of a tensor of `shape`.
+
+    Returns the axis to give numpy: as is, or None for a 0-d tensor, whose one axis (0 or -1, as in PyTorch
+    and numpy) is the whole tensor. Ops call it before numpy sees the axis, so errors name the op and the shape.
+    """
+    if axis is None:
+        return None
+    ndim = len(shape)
+    bound = max(ndim, 1)
+    for a in axis if isinstance(axis, tuple) else (axis,):
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
+        if not -bound <= a < bound:
+            raise AxisError(f"{op}: axis {a} is out of range for a tensor of shape {shape}; "
+                            f"expected {-bound} <= axis < {bound}")
+    if isinstance(axis, tuple) and len({a % bound for a in axis}) < len(axis):
+        raise ValueError(f"{op}: axis {axis} names the same axis twice for a tensor of shape {shape}; "
+                         "expected distinct axes")
+    return None if ndim == 0 else axis
 
 
 # ---- binary arithmetic -------------------------------------------------------------------------
@@ -156,11 +184,9 @@ class Linear(Function):
     """
 
     def forward(self, x, weight, bias=None):
-        if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-            raise ValueError(
-                f"linear: input has shape {x.shape} but weight has shape {weight.shape}; "
-                f"expected the input's last dimension to be in_features = {weight.shape[1]}"
-            )
+        if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[1] or (
+                bias is not None and (bias.ndim != 1 or len(bias) != len(weight))):
+            raise ValueError(_linear_mismatch(x, weight, bias))
         self.save_for_backward(x, weight)
         out = x @ weight.T
         if bias is not None:
@@ -175,6 +201,16 @@ class Linear(Function):
         if len(self.inputs) == 2:
             return dx, dW
         return dx, dW, g2.sum(axis=0)
+
+
+def _linear_mismatch(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> str:
+    if weight.ndim != 2:
+        return f"linear: weight has shape {weight.shape}; expected 2-D (out_features, in_features)"
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        return (f"linear: input has shape {x.shape} but weight has shape {weight.shape}; "
+                f"expected the input's last dimension to be in_features = {weight.shape[1]}")
+    return (f"linear: bias has shape {bias.shape}; expected (out_features,) = {weight.shape[:1]} "
+            f"for weight of shape {weight.shape}")
 
 
 # ---- elementwise unary -------------------------------------------------------------------------
@@ -321,6 +357,8 @@ class Sum(Function):
     """sum over axis;  dx = g broadcast back over the summed axes."""
 
     def forward(self, x, axis=None, keepdims=False):
+        if axis is not None:
+            axis = check_axis("sum", axis, x.shape)
         self.save_for_backward(x.shape, axis, keepdims)
         return x.sum(axis=axis, keepdims=keepdims)
 
@@ -335,11 +373,13 @@ class Max(Function):
     """Max over `axis`; tied maxima share the gradient equally, as PyTorch's `amax` does."""
 
     def forward(self, x, axis=None, keepdims=False):
+        if axis is not None:
+            axis = check_axis("max", axis, x.shape)
         try:
             out = np.max(x, axis=axis, keepdims=True)
         except ValueError:
             if x.size:
-                raise  # a bad axis: numpy's AxisError names it
+                raise  # not an empty reduction: numpy's own error, unchanged
             raise ValueError(f"max: cannot reduce over an empty axis of a tensor of shape {x.shape} "
                              f"(axis={axis}); the maximum of no values is undefined") from None
         self.save_for_backward(x == out, axis, keepdims)
@@ -360,9 +400,12 @@ class Reshape(Function):
     def forward(self, x, shape):
         self.save_for_backward(x.shape)
         try:
+            if min(shape, default=0) < -1:  # numpy would take any negative size as the unknown one
+                raise ValueError
             return x.reshape(shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {shape}") from None
+            raise ValueError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {shape}; expected sizes "
+                             f">= 0 whose product is {x.size}, one of them may be -1") from None
 
     def backward(self, grad):
         (shape,) = self.saved
@@ -374,7 +417,11 @@ class Transpose(Function):
 
     def forward(self, x, axes=None):
         if axes is not None:
-            axes = tuple(a % x.ndim if -x.ndim <= a < x.ndim else a for a in axes)  # argsort needs them >= 0
+            if len(axes) != x.ndim:
+                raise ValueError(f"transpose: axes {axes} have {len(axes)} entries for a tensor of shape {x.shape}; "
+                                 f"expected a permutation of all {x.ndim} axes")
+            check_axis("transpose", axes, x.shape)
+            axes = tuple(a % x.ndim for a in axes)  # argsort needs them >= 0
         self.save_for_backward(axes)
         return np.transpose(x, axes)
 
@@ -393,12 +440,23 @@ def _is_basic_index(index) -> bool:
     )
 
 
+def _describe_index(index) -> str:
+    """The index as the user wrote it between brackets, with arrays by shape so the message stays one line."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return "[" + ", ".join(f"<{p.dtype} array of shape {p.shape}>" if isinstance(p, np.ndarray) else
+                           "..." if p is Ellipsis else repr(p) for p in parts) + "]"
+
+
 class GetItem(Function):
     """x[index];  dx = g scattered into zeros at index (added where an index repeats)."""
 
     def forward(self, x, index):
         self.save_for_backward(x.shape, x.dtype, index)
-        return x[index]
+        try:
+            return x[index]
+        except IndexError as error:
+            raise IndexError(f"getitem: index {_describe_index(index)} does not fit a tensor of shape {x.shape}: "
+                             f"{error}") from None
 
     def backward(self, grad):
         shape, dtype, index = self.saved
@@ -410,17 +468,31 @@ class GetItem(Function):
         return (out,)
 
 
+def _check_joinable(op: str, arrays: tuple[np.ndarray, ...], axis: Any) -> None:
+    """Raise unless the arrays have one number of dimensions (>= 1) and equal sizes except along `axis`."""
+    if not arrays:
+        raise ValueError(f"{op}: needs at least one tensor")
+    shapes = [a.shape for a in arrays]
+    if not shapes[0]:
+        raise ValueError(f"{op}: cannot join 0-d tensors along an axis; expected tensors of at least one "
+                         "dimension (Tensor.stack joins along a new axis)")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    joined = check_axis(op, axis, shapes[0]) % len(shapes[0])
+    for i, shape in enumerate(shapes):
+        if len(shape) != len(shapes[0]) or any(n != m for d, (n, m) in enumerate(zip(shape, shapes[0])) if d != joined):
+            raise ValueError(f"{op}: shapes {shapes} cannot be joined along axis {axis}; expected the same number "
+                             f"of dimensions and equal sizes in every other dimension, but tensor {i} has shape "
+                             f"{shape} and tensor 0 {shapes[0]}")
+
+
 class Concatenate(Function):
     """join along axis;  each input gets its slice of g."""
 
     def forward(self, *arrays, axis=0):
-        try:
-            out = np.concatenate(arrays, axis=axis)
-        except ValueError as error:
-            raise ValueError(f"concatenate: shapes {[a.shape for a in arrays]} cannot be joined along axis {axis}; "
-                             f"expected equal sizes in every other dimension ({error})") from None
+        _check_joinable("concatenate", arrays, axis)
         self.save_for_backward(np.cumsum([a.shape[axis] for a in arrays])[:-1], axis)
-        return out
+        return np.concatenate(arrays, axis=axis)
 
     def backward(self, grad):
         split_points, axis = self.saved
@@ -451,6 +523,7 @@ class LogSoftmax(Function):
     name = "log_softmax"
 
     def forward(self, x, axis=-1):
+        axis = check_axis("log_softmax", axis, x.shape)
         shifted = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # exp never overflows; -inf: empty ok
         out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
         self.save_for_backward(out, axis)
@@ -465,6 +538,7 @@ class Softmax(Function):
     """s = softmax(x);  dx = s*(g - sum(g*s))."""
 
     def forward(self, x, axis=-1):
+        axis = check_axis("softmax", axis, x.shape)
         e = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
         out = e / np.sum(e, axis=axis, keepdims=True)
         self.save_for_backward(out, axis)

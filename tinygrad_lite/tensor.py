@@ -9,6 +9,7 @@ The primitive ops live in `ops.py`; this file holds only the machinery.
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -405,6 +406,8 @@ class Tensor:
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Sum divided by the number of elements reduced (nan for an empty reduction, as numpy)."""
+        if axis is not None:
+            ops.check_axis("mean", axis, self.shape)  # before sum, so the error names mean
         total = self.sum(axis=axis, keepdims=keepdims)
         count = self.size // max(total.size, 1) if self.size else 0
         return total * (1 / count if count else float("nan"))
@@ -415,6 +418,8 @@ class Tensor:
 
     def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Minimum over `axis`, derived as -max(-x)."""
+        if axis is not None:
+            ops.check_axis("min", axis, self.shape)  # before the first negation records a node
         return -((-self).max(axis=axis, keepdims=keepdims))
 
     def softmax(self, axis: int = -1) -> Tensor:
@@ -431,7 +436,11 @@ class Tensor:
         """Accepts `reshape(2, 3)` and `reshape((2, 3))`; one dimension may be -1."""
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
-        return ops.Reshape.apply(self, shape=tuple(int(n) for n in shape))
+        try:
+            shape = tuple(operator.index(n) for n in shape)  # unlike int(), refuses 1.5 instead of truncating it
+        except TypeError:
+            raise TypeError(f"reshape: shape {shape} has a size that is not an int; expected ints") from None
+        return ops.Reshape.apply(self, shape=shape)
 
     def flatten(self) -> Tensor:
         """A 1-D view of all elements, `reshape(-1)`."""
@@ -469,7 +478,16 @@ class Tensor:
         parts = tensors(values)
         if not parts:
             raise ValueError("stack: needs at least one tensor")
-        axis = axis if axis >= 0 else axis + parts[0].ndim + 1
+        shape = parts[0].shape
+        for i, p in enumerate(parts):
+            if p.shape != shape:
+                raise ValueError(f"stack: tensor {i} has shape {p.shape} and tensor 0 {shape}; expected equal shapes")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"stack: axis must be an int, got {axis!r}")
+        if not -len(shape) - 1 <= axis <= len(shape):
+            raise ops.AxisError(f"stack: axis {axis} is out of range for stacking tensors of shape {shape}; "
+                                f"expected {-len(shape) - 1} <= axis <= {len(shape)}")
+        axis = axis if axis >= 0 else axis + len(shape) + 1
         return Tensor.concatenate([p.reshape(p.shape[:axis] + (1,) + p.shape[axis:]) for p in parts], axis)
 
     @staticmethod

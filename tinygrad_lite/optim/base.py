@@ -52,7 +52,10 @@ def set_num_threads(n: int) -> None:
 
 
 class _FlatChunk:
-    """One param group's parameters of one dtype, laid out in contiguous buffers."""
+    """One param group's parameters of one dtype, laid out in contiguous buffers.
+
+    Creating a chunk touches no parameter; `attach()` then moves them in.
+    """
 
     def __init__(self, params: list[Tensor], state_names: tuple[str, ...], rule: str, backend: str) -> None:
         self.params = params
@@ -77,7 +80,6 @@ class _FlatChunk:
         self.rule, self.backend = rule, backend
         self.update = _bound(rule, backend, arrays) if rule else None
         self._updates_each: list[Callable[..., None]] | None = None
-        self.attach()
 
     def attach(self) -> None:
         """Point every parameter's `.data` and `.grad` at this chunk's views, copying current values in.
@@ -159,8 +161,9 @@ class Optimizer:
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         self._validate(defaults)
-        for group in groups:
-            self.add_param_group(group)
+        seen: set[int] = set()
+        checked = [self._checked_group(group, seen) for group in groups]  # every group before any buffer
+        self._lay_out(checked)
 
     # ---- construction --------------------------------------------------------------------------
 
@@ -190,13 +193,24 @@ class Optimizer:
 
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Add parameters with their own hyperparameters (missing ones come from the defaults)."""
+        held = {id(p) for g in self.param_groups for p in g["params"]}
+        self._lay_out([self._checked_group(group, held)])
+
+    def _checked_group(self, group: Any, seen: set[int]) -> dict[str, Any]:
+        """`group` with its params as a list and the defaults filled in, after every check; changes nothing.
+
+        `seen` holds the ids of parameters already taken (by this optimizer or an earlier group of the
+        same call); this group's are added to it, so a tensor in two groups is caught.
+        """
+        if not isinstance(group, dict):
+            raise TypeError(f"{type(self).__name__}: a param group must be a dict with a 'params' entry, "
+                            f"got {type(group).__name__}")
         if "params" not in group:
             raise ValueError("add_param_group: the group dict needs a 'params' entry")
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: a param group has an empty parameter list")
-        seen = {id(p) for g in self.param_groups for p in g["params"]}
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__}: params must be Tensors, got {type(p).__name__} at index {i}")
@@ -217,11 +231,21 @@ class Optimizer:
                              f"expected some of {sorted(self.defaults)}")
         full = {**self.defaults, **group, "params": params}
         self._validate(full)
-        by_dtype: dict[np.dtype, list[Tensor]] = {}
-        for p in params:
-            by_dtype.setdefault(p.dtype, []).append(p)
-        self._chunks.append([_FlatChunk(ps, self.state_names, self.rule, self.backend) for ps in by_dtype.values()])
-        self.param_groups.append(full)
+        return full
+
+    def _lay_out(self, groups: list[dict[str, Any]]) -> None:
+        """Give each checked group one flat chunk per dtype; parameters move only once every chunk exists."""
+        new_chunks = []
+        for group in groups:
+            by_dtype: dict[np.dtype, list[Tensor]] = {}
+            for p in group["params"]:
+                by_dtype.setdefault(p.dtype, []).append(p)
+            new_chunks.append([_FlatChunk(ps, self.state_names, self.rule, self.backend) for ps in by_dtype.values()])
+        for chunks in new_chunks:
+            for chunk in chunks:
+                chunk.attach()
+        self._chunks.extend(new_chunks)
+        self.param_groups.extend(groups)
 
     # ---- the step ------------------------------------------------------------------------------
 
