@@ -3,15 +3,18 @@
 Dtypes fall into three categories, bool < integer < float. When the operands' categories differ,
 the result takes the dtype of the operand in the higher category: an int64 tensor times a float32
 tensor is float32 (numpy says float64). Within one category numpy's promotion applies (float32 with
-float64 is float64, int32 with int64 is int64), which is also PyTorch's.
+float64 is float64, int32 with int64 is int64), which is also PyTorch's. Following PyTorch rather
+than numpy here means integer inputs, labels and masks cannot turn a float32 graph into float64.
 
 Python and numpy scalars are weakly typed, as in PyTorch: a scalar never widens a tensor's dtype;
 it only lifts the result into its own category when that is higher, to that category's default
 (bool, int64, float32). So int64 tensor * 2 is int64, int64 tensor * 2.5 is float32, and
 float32 tensor * np.float64(2.5) is float32. True division always gives a float: int / int is float32.
 
-Differs from PyTorch in that 0-d tensors and 0-d arrays are not weakly typed within their category:
-a float32 vector times a 0-d float64 tensor is float64 here, float32 in PyTorch.
+Differs from PyTorch in that 0-d tensors and 0-d arrays are not weakly typed within their category
+(a float32 vector times a 0-d float64 tensor is float64 here, float32 in PyTorch), np.bool_ counts as a
+bool (PyTorch treats it as a float), and numpy decides what PyTorch refuses or special-cases: subtracting
+a bool tensor and an int computes in int64 (PyTorch raises), bool ** bool is int8 (PyTorch: bool).
 """
 
 from __future__ import annotations

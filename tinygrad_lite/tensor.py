@@ -120,7 +120,8 @@ class Tensor:
     """An n-dimensional array that records the ops applied to it, so `backward()` can compute grads.
 
     Differs from PyTorch in that `.data` and `.grad` are plain numpy arrays, and Python
-    lists of ints become float32 (use a numpy integer array for class labels).
+    lists of ints become float32 (use a numpy integer array for class labels). Ops promote dtypes
+    as PyTorch does, not as numpy does (see `tinygrad_lite.dtypes`).
     """
 
     __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name",
@@ -653,17 +654,16 @@ def _operands(tensor: Tensor, other: Any, reflected: bool = False, true_divide: 
     promotion of float32 with float64 already gives the result type.
     """
     dtype = tensor._data.dtype
-    if isinstance(other, Tensor):
-        done = other._data.dtype is dtype and (dtype.kind == "f" or not true_divide)
-    else:
-        done = dtype.kind == "f" and other.__class__ in (float, int)
-        if done:  # the usual case: a Python number takes a float tensor's dtype
-            other = Tensor._make(np.asarray(other, dtype))
-        elif dtypes.scalar_category(other) is None:
-            other = Tensor(other)
-    if not done:
-        result = dtypes.result_type(tensor, other, true_divide=true_divide)
-        tensor, other = _cast(tensor, result), _cast(other, result)
+    if other.__class__ is Tensor:
+        if other._data.dtype is dtype and (not true_divide or dtype.kind == "f"):
+            return (other, tensor) if reflected else (tensor, other)  # the usual case: nothing to promote
+    elif other.__class__ in (float, int) and dtype.kind == "f":
+        other = Tensor._make(np.asarray(other, dtype))  # the next most usual: a number takes a float tensor's dtype
+        return (other, tensor) if reflected else (tensor, other)
+    elif not isinstance(other, Tensor) and dtypes.scalar_category(other) is None:
+        other = Tensor(other)
+    result = dtypes.result_type(tensor, other, true_divide=true_divide)
+    tensor, other = _cast(tensor, result), _cast(other, result)
     return (other, tensor) if reflected else (tensor, other)
 
 
