@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_lite import dtypes
+
 _grad_enabled = True
 # Set by tinygrad_lite.introspect.trace() and tinygrad_lite.anomaly.detect_anomaly(); None costs one check.
 _backward_observer: Callable[[Tensor, Function, np.ndarray, tuple], None] | None = None
@@ -119,7 +121,8 @@ class Tensor:
     """An n-dimensional array that records the ops applied to it, so `backward()` can compute grads.
 
     Differs from PyTorch in that `.data` and `.grad` are plain numpy arrays, and Python
-    lists of ints become float32 (use a numpy integer array for class labels).
+    lists of ints become float32 (use a numpy integer array for class labels). Ops promote dtypes
+    as PyTorch does, not as numpy does (see `tinygrad_lite.dtypes`).
     """
 
     __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name",
@@ -296,65 +299,71 @@ class Tensor:
 
     __hash__ = object.__hash__  # comparisons return tensors, so hash by identity
 
-    # ---- arithmetic (numbers and arrays on either side are wrapped first) ------------------------
+    # ---- arithmetic (numbers and arrays on either side are wrapped and promoted first) ------------
 
     def __add__(self, other: Any) -> Tensor:
-        return ops.Add.apply(self, as_tensor(other, self))
+        return ops.Add.apply(*_operands(self, other))
 
     def __radd__(self, other: Any) -> Tensor:
-        return ops.Add.apply(as_tensor(other, self), self)
+        return ops.Add.apply(*_operands(self, other, reflected=True))
 
     def __sub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(self, as_tensor(other, self))
+        return ops.Sub.apply(*_operands(self, other))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(as_tensor(other, self), self)
+        return ops.Sub.apply(*_operands(self, other, reflected=True))
 
     def __mul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(self, as_tensor(other, self))
+        return ops.Mul.apply(*_operands(self, other))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(as_tensor(other, self), self)
+        return ops.Mul.apply(*_operands(self, other, reflected=True))
 
     def __truediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(self, as_tensor(other, self))
+        return ops.Div.apply(*_operands(self, other, true_divide=True))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(as_tensor(other, self), self)
+        return ops.Div.apply(*_operands(self, other, reflected=True, true_divide=True))
 
     def __pow__(self, exponent: Any) -> Tensor:
-        return ops.Pow.apply(self, as_tensor(exponent, self))
+        return ops.Pow.apply(*_operands(self, exponent))
 
     def __rpow__(self, base: Any) -> Tensor:
-        return ops.Pow.apply(as_tensor(base, self), self)
+        return ops.Pow.apply(*_operands(self, base, reflected=True))
 
     def __matmul__(self, other: Any) -> Tensor:
-        return ops.MatMul.apply(self, as_tensor(other, self))
+        return ops.MatMul.apply(*_operands(self, other))
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.MatMul.apply(as_tensor(other, self), self)
+        return ops.MatMul.apply(*_operands(self, other, reflected=True))
 
     def __neg__(self) -> Tensor:
         return ops.Neg.apply(self)
 
-    # Comparisons give boolean tensors outside the graph.
+    # Comparisons give boolean tensors outside the graph, comparing in the promoted dtype as PyTorch does.
     def __lt__(self, other: Any) -> Tensor:
-        return Tensor._make(self._data < as_tensor(other, self)._data)
+        a, b = _operands(self, other)
+        return Tensor._make(a._data < b._data)
 
     def __le__(self, other: Any) -> Tensor:
-        return Tensor._make(self._data <= as_tensor(other, self)._data)
+        a, b = _operands(self, other)
+        return Tensor._make(a._data <= b._data)
 
     def __gt__(self, other: Any) -> Tensor:
-        return Tensor._make(self._data > as_tensor(other, self)._data)
+        a, b = _operands(self, other)
+        return Tensor._make(a._data > b._data)
 
     def __ge__(self, other: Any) -> Tensor:
-        return Tensor._make(self._data >= as_tensor(other, self)._data)
+        a, b = _operands(self, other)
+        return Tensor._make(a._data >= b._data)
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor._make(self._data == as_tensor(other, self)._data)
+        a, b = _operands(self, other)
+        return Tensor._make(a._data == b._data)
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor._make(self._data != as_tensor(other, self)._data)
+        a, b = _operands(self, other)
+        return Tensor._make(a._data != b._data)
 
     def matmul(self, other: Any) -> Tensor:
         """Matrix product with numpy's `@` rules (vectors, batches)."""
@@ -395,8 +404,17 @@ class Tensor:
         return ops.LeakyRelu.apply(self, slope=slope)
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
-        """Limit values to [lo, hi]; the gradient is zero where a value was clipped."""
-        return ops.Clip.apply(self, lo=lo, hi=hi)
+        """Limit values to [lo, hi]; the gradient is zero where a value was clipped.
+
+        The bounds promote like the operands of a binary op: an integer tensor with a float bound gives
+        float32, and a float32 tensor stays float32 whatever the bounds' dtype, as `torch.clamp`.
+        """
+        bounds = [bound for bound in (lo, hi) if bound is not None]
+        if not bounds:
+            return ops.Clip.apply(self, lo=lo, hi=hi)
+        x = _cast(self, dtypes.result_type(self, *bounds))
+        lo, hi = (b if b is None or dtypes.scalar_category(b) is None else np.asarray(b, x.dtype) for b in (lo, hi))
+        return ops.Clip.apply(x, lo=lo, hi=hi)
 
     # ---- reductions ------------------------------------------------------------------------------
 
@@ -630,22 +648,59 @@ def _topological_order(root: Tensor, every_input: bool = False) -> list[Tensor]:
 
 
 def as_tensor(value: Any, like: Tensor) -> Tensor:
-    """`value` as a Tensor; a Python number takes `like`'s dtype (float, or int for an int), as in PyTorch."""
+    """`value` as a Tensor; a Python or numpy number takes the dtype it has in an op with `like`.
+
+    Numbers are weakly typed, as in PyTorch (see `dtypes`): 2.5 with a float64 tensor is float64, 2 with
+    an int32 tensor is int32, and 2.5 with an integer tensor is float32. Arrays keep their dtype.
+    """
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (int, float, bool)):
-        kind = like.dtype.kind  # 'f' float, 'i'/'u' integer; np.issubdtype costs a microsecond here
-        if kind == "f" or (isinstance(value, int) and kind in "iu"):
-            return Tensor._make(np.asarray(value, dtype=like.dtype))
-    if isinstance(value, (np.ndarray, np.generic)):
-        return Tensor._make(np.asarray(value))
+    if value.__class__ in (float, int) and like._data.dtype.kind == "f":
+        return Tensor._make(np.asarray(value, like._data.dtype))  # the usual case, without a result_type call
+    if dtypes.scalar_category(value) is not None:
+        return Tensor._make(np.asarray(value, dtypes.result_type(like, value)))
+    if isinstance(value, np.ndarray):
+        return Tensor._make(value)
     return Tensor(value)
 
 
+def _operands(tensor: Tensor, other: Any, reflected: bool = False, true_divide: bool = False) -> tuple[Tensor, Tensor]:
+    """(tensor, other), or (other, tensor) when reflected, as Tensors numpy combines into `dtypes.result_type`.
+
+    Only numbers, arrays and integer or bool tensors are converted. A float tensor is never cast, so its
+    graph stays whole (ints and bools cannot require grad, so casting them loses nothing); numpy's own
+    promotion of float32 with float64 already gives the result type.
+    """
+    dtype = tensor._data.dtype
+    if other.__class__ is Tensor:
+        if other._data.dtype is dtype and (not true_divide or dtype.kind == "f"):
+            return (other, tensor) if reflected else (tensor, other)  # the usual case: nothing to promote
+    elif other.__class__ in (float, int) and dtype.kind == "f":
+        other = Tensor._make(np.asarray(other, dtype))  # the next most usual: a number takes a float tensor's dtype
+        return (other, tensor) if reflected else (tensor, other)
+    elif not isinstance(other, Tensor) and dtypes.scalar_category(other) is None:
+        other = Tensor(other)
+    result = dtypes.result_type(tensor, other, true_divide=true_divide)
+    tensor, other = _cast(tensor, result), _cast(other, result)
+    return (other, tensor) if reflected else (tensor, other)
+
+
+def _cast(value: Any, dtype: np.dtype) -> Tensor:
+    """A number, or an integer or bool tensor, as a Tensor of `dtype`; a float tensor as it is (see `_operands`)."""
+    if not isinstance(value, Tensor):
+        return Tensor._make(np.asarray(value, dtype))
+    if value._data.dtype == dtype or value._data.dtype.kind == "f":
+        return value
+    return Tensor._make(value._data.astype(dtype))
+
+
 def tensors(values: Sequence[Any]) -> list[Tensor]:
-    """Each value as a Tensor, numbers taking the dtype of the first tensor among them."""
-    like = next((v for v in values if isinstance(v, Tensor)), None)
-    return [as_tensor(v, like) if like is not None else Tensor(v) for v in values]
+    """Each value as a Tensor, promoted together as `dtypes.result_type` says (numbers weakly typed)."""
+    values = [v if isinstance(v, Tensor) or dtypes.scalar_category(v) is not None else Tensor(v) for v in values]
+    if not values:
+        return []
+    dtype = dtypes.result_type(*values)
+    return [_cast(v, dtype) for v in values]
 
 
 from tinygrad_lite import ops  # noqa: E402  (ops subclasses Function, so it must come after it)

@@ -44,6 +44,8 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, with weight of shape (out_features, in_features) as in PyTorch."""
     x = as_tensor(x, weight)
+    if x._data.dtype.kind != "f":  # integer or bool input takes the weight's dtype, as in any int-with-float op
+        x = Tensor._make(x._data.astype(weight._data.dtype))
     return ops.Linear.apply(x, weight) if bias is None else ops.Linear.apply(x, weight, bias)
 
 
@@ -53,7 +55,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0:
         return x
-    dtype = x.dtype.type if x.dtype in (np.float32, np.float64) else np.float64
+    dtype = x.dtype.type if x.dtype in (np.float32, np.float64) else np.float32  # int * float mask: float32
     draws = generator().random(x.shape, dtype=dtype)  # in x's dtype, so the mask costs no float64 pass
     scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
     return x * np.where(draws >= p, dtype(scale), dtype(0))
@@ -82,6 +84,14 @@ def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
         )
 
 
+def _float_target(target: Any, input: Tensor) -> Tensor:
+    """The target as a Tensor; integer or bool labels take the input's dtype, so they cannot widen a float32 loss."""
+    target = as_tensor(target, input)
+    if target._data.dtype.kind != "f":
+        return Tensor._make(target._data.astype(input._data.dtype))
+    return target
+
+
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """J = mean((input - target)^2)."""
     target = as_tensor(target, input)
@@ -92,14 +102,14 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 
 def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean of -(y log p + (1-y) log(1-p)) over probabilities p in [0, 1]."""
-    target = as_tensor(target, input)
+    target = _float_target(target, input)
     _check("binary_cross_entropy", input, target, reduction)
     return _reduce(ops.BinaryCrossEntropy.apply(input, target), reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """BCE of sigmoid(x), written as max(x, 0) - x*y + log(1 + exp(-|x|)) so large |x| cannot overflow."""
-    target = as_tensor(target, input)
+    target = _float_target(target, input)
     _check("binary_cross_entropy_with_logits", input, target, reduction)
     return _reduce(ops.BinaryCrossEntropyWithLogits.apply(input, target), reduction)
 
