@@ -75,6 +75,41 @@ def test_shuffle_without_seed_follows_manual_seed():
     assert not np.array_equal(order(), first)
 
 
+def test_state_dict_resumes_a_seeded_order_at_the_next_epoch():
+    def order(loader):
+        return np.concatenate([xb[:, 0] for xb, _ in loader])
+
+    straight = data.DataLoader(X10, batch_size=3, seed=4)
+    order(straight)
+    saved = straight.state_dict()
+    expected = [order(straight), order(straight)]
+    resumed = data.DataLoader(X10, batch_size=3, seed=4)  # a rebuilt loader would replay epoch 1 ...
+    resumed.load_state_dict(saved)  # ... until it is given the saved state
+    np.testing.assert_array_equal(order(resumed), expected[0])
+    np.testing.assert_array_equal(order(resumed), expected[1])
+    assert saved["bit_generator"]["bit_generator"] == "PCG64"
+    assert data.DataLoader(X10).state_dict() == {"bit_generator": None}  # it draws from the global generator
+
+
+@pytest.mark.parametrize("seed,state,message", [
+    (4, {"bit_generator": None}, "loader without a seed (it drew from the global generator), but this loader has its"),
+    (None, "seeded", "this loader has no seed"),
+    (4, {"bit_generator": np.random.MT19937(0).state}, "'MT19937' bit generator, this loader's is 'PCG64'"),
+    (4, {"bit_generator": {"bit_generator": "PCG64", "state": {"inc": 1}}}, "invalid PCG64 state"),
+    (4, {"bit_generator": "PCG64"}, "'str' bit generator"),
+    (4, {"generator": None}, "expected a dict with key 'bit_generator'"),
+])
+def test_a_loader_state_that_does_not_fit_raises_and_changes_nothing(seed, state, message):
+    if state == "seeded":
+        state = data.DataLoader(X10, seed=1).state_dict()
+    loader = data.DataLoader(X10, batch_size=3, seed=seed)
+    before = loader.state_dict()
+    with pytest.raises(ValueError) as info:
+        loader.load_state_dict(state)
+    assert str(info.value).startswith("DataLoader.load_state_dict: ") and message in str(info.value)
+    assert loader.state_dict() == before
+
+
 def test_yb_is_none_without_y():
     for xb, yb in data.DataLoader(X10, batch_size=4):
         assert yb is None and len(xb) > 0

@@ -55,13 +55,55 @@ def test_race_csv_holds_every_point_of_every_path(tmp_path):
     assert loss == pytest.approx((1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2)
 
 
-def test_race_gif_is_an_animation(tmp_path):
+@pytest.mark.parametrize("surface, steps, frames", [
+    ("saddle", 8, 9),  # one frame per point, the start included
+    ("ravine", 100, 60),  # at most GIF_FRAMES
+])
+def test_race_gif_is_an_animation_with_one_frame_per_point_up_to_the_cap(tmp_path, surface, steps, frames):
     pytest.importorskip("matplotlib")
     from PIL import Image
 
-    assert main(["race", "--surface", "saddle", "--steps", "8", "--out", str(tmp_path), "--gif"]) == 0
+    argv = ["race", "--surface", surface, "--steps", str(steps), "--out", str(tmp_path), "--gif"]
+    assert main(argv) == 0
     with Image.open(tmp_path / "race.gif") as gif:
-        assert gif.format == "GIF" and gif.n_frames > 5
+        assert gif.format == "GIF" and gif.n_frames == frames and gif.size == (420, 360)
+        assert gif.info["duration"] == 80 and gif.info["loop"] == 0  # 1000 / GIF_FPS ms, stored in 1/100 s
+
+
+def _animate_with_funcanimation(fig, lines, result, gif_path):
+    """The reference: matplotlib's FuncAnimation + PillowWriter, which redraw the whole figure for every frame."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from tinygrad_lite import plots
+
+    steps = max(len(p.points) for p in result.paths)
+    frames = np.unique(np.linspace(1, steps, min(plots.GIF_FRAMES, steps)).astype(int))
+
+    def draw(n):
+        for line, p in zip(lines, result.paths):
+            line.set_data(p.points[:n, 0], p.points[:n, 1])
+        return lines
+
+    writer = PillowWriter(fps=plots.GIF_FPS)
+    FuncAnimation(fig, draw, frames=frames, blit=False).save(gif_path, writer=writer, dpi=plots.GIF_DPI)
+
+
+@pytest.mark.parametrize("surface, steps, lr", [
+    ("beale", 6, {"gd": 0.5}),  # log-scale contours; gd diverges at step 2
+    ("saddle", 40, None),  # linear contours, a saddle-point marker, and a legend that moves as the paths grow
+])
+def test_race_gif_is_byte_for_byte_what_funcanimation_writes(tmp_path, monkeypatch, surface, steps, lr):
+    pytest.importorskip("matplotlib")
+    from tinygrad_lite import plots
+    from tinygrad_lite.studies.race import race
+    from tinygrad_lite.surfaces import SURFACES
+
+    monkeypatch.setattr(plots, "GIF_FRAMES", 6)  # the reference redraws everything per frame: keep it short
+    result = race(SURFACES[surface], ["gd", "momentum", "rmsprop", "adam"], steps=steps, lr=lr)
+    plots.plot_race(result, str(tmp_path / "fast.png"), str(tmp_path / "fast.gif"))
+    monkeypatch.setattr(plots, "_animate", _animate_with_funcanimation)
+    plots.plot_race(result, str(tmp_path / "reference.png"), str(tmp_path / "reference.gif"))
+    assert (tmp_path / "fast.gif").read_bytes() == (tmp_path / "reference.gif").read_bytes()
 
 
 def test_compare_writes_the_steps_to_target_table(tmp_path, capsys):

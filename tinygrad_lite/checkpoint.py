@@ -1,11 +1,12 @@
-"""`save` and `load`: a model, its optimizer and the random generator in one safetensors file.
+"""`save` and `load`: a model, its optimizer, a DataLoader's generator and the global one in one safetensors file.
 
 Layout of the file (readable by any safetensors reader, e.g. `safetensors.torch.load_file`):
 - the model's tensors under their `state_dict()` names (`0.weight`, `0.bias`, ...);
 - the optimizer's state arrays as `optim.state.<param index>.<name>` (`optim.state.0.exp_avg`);
 - in the JSON header's `__metadata__` (string values only): `tinygrad_lite.optimizer` (class, step counts,
-  param-group hyperparameters, skipped steps), `tinygrad_lite.rng` (the global generator's state), the
-  caller's metadata (each value JSON-encoded) and `tinygrad_lite.sha256`, a digest of all of the above.
+  param-group hyperparameters, skipped steps), `tinygrad_lite.rng` (the global generator's state),
+  `tinygrad_lite.loader` (a DataLoader's `state_dict()`, when one is given), the caller's metadata (each value
+  JSON-encoded) and `tinygrad_lite.sha256`, a digest of all of the above.
 
 Loading parses JSON and raw arrays only, never pickle. Saving writes a temporary file in the same folder,
 fsyncs it and renames it over the target, so a crash leaves either the old file or the new one, whole.
@@ -27,6 +28,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from tinygrad_lite.data.loader import DataLoader
 from tinygrad_lite.nn.module import Module
 from tinygrad_lite.optim.base import Optimizer
 from tinygrad_lite.rng import generator
@@ -126,10 +128,12 @@ def _atomic_write(path: str, blob: bytes) -> None:
     _fsync_folder(folder)
 
 
-def save(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = None, **metadata: Any) -> None:
-    """Write `model`'s parameters, `optimizer`'s state, the global generator and `metadata` to `path`, atomically.
+def save(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = None, *,
+         loader: DataLoader | None = None, **metadata: Any) -> None:
+    """Write `model`'s parameters, `optimizer`'s state, the generators and `metadata` to `path`, atomically.
 
-    Metadata values may be anything JSON can encode; `load` returns them decoded. Unlike `torch.save`,
+    The global generator is always saved; `loader`'s own generator (a `DataLoader(seed=...)`) when it is
+    given. Metadata values may be anything JSON can encode; `load` returns them decoded. Unlike `torch.save`,
     nothing is pickled, so loading a file cannot run code.
     """
     path = os.fspath(path)
@@ -139,6 +143,11 @@ def save(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
         raise ValueError(f"save: model parameter names {clash} use the prefix {OPTIM_PREFIX!r} reserved for "
                          "optimizer state")
     header = {_RESERVED + "format": FORMAT_VERSION, _RESERVED + "rng": _to_json(generator().bit_generator.state)}
+    if loader is not None:
+        if not isinstance(loader, DataLoader):
+            raise TypeError(f"save: loader must be a DataLoader, got {type(loader).__name__} (the metadata key "
+                            "'loader' is taken by this argument)")
+        header[_RESERVED + "loader"] = _to_json(loader.state_dict())
     if optimizer is not None:
         state_dict = optimizer.state_dict()
         steps = {}
@@ -214,12 +223,13 @@ def _optimizer_state(path: str, tensors: dict[str, np.ndarray], info: dict[str, 
 
 
 def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = None, *,
-         restore_rng: bool = True) -> dict[str, Any]:
-    """Restore `model` (and `optimizer`, and the global generator) from `save`'s file; returns the metadata.
+         loader: DataLoader | None = None, restore_rng: bool = True) -> dict[str, Any]:
+    """Restore `model` (and `optimizer`, `loader` and the global generator) from `save`'s file; returns the metadata.
 
-    The file is read and checked in full (digest, names, shapes, optimizer type) before anything
-    changes, so on any error model and optimizer are left as they were. Restoring the generator makes
-    DataLoader shuffling and dropout continue exactly where the saved run stood.
+    The file is read and checked in full (digest, names, shapes, optimizer type, loader state) before
+    anything changes, so on any error model, optimizer, loader and generator are left as they were.
+    Restoring the generators makes DataLoader shuffling and dropout continue exactly where the saved run
+    stood, provided it was saved between epochs (a loader shuffles once per epoch).
     """
     path = os.fspath(path)
     tensors, metadata = _read(path)
@@ -243,17 +253,28 @@ def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
                                       f"{type(optimizer).__name__}")
             optimizer_state = _optimizer_state(path, {k: v for k, v in tensors.items() if k.startswith(OPTIM_PREFIX)},
                                                info)
+        loader_state = None
+        if loader is not None:
+            if _RESERVED + "loader" not in metadata:
+                raise CheckpointError(f"load: {path!r} holds no DataLoader state, but a loader was given")
+            loader_state = json.loads(metadata[_RESERVED + "loader"])
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"load: {path!r} has an invalid header entry: {error!r}") from None
 
+    loader_before = None if loader is None else loader.state_dict()
     try:
         model.load_state_dict(model_tensors)
+        # Each of these checks everything before it changes anything; the ones already done are rolled back.
+        if loader_state is not None:
+            loader.load_state_dict(loader_state)
         if optimizer_state is not None:
-            optimizer.load_state_dict(optimizer_state)  # checks everything before it changes anything
+            optimizer.load_state_dict(optimizer_state)
     except (ValueError, RuntimeError) as error:
         model.load_state_dict(before)
+        if loader_before is not None:
+            loader.load_state_dict(loader_before)
         raise CheckpointError(f"load: {path!r} does not fit: {error}") from None
     if restore_rng:
         generator().bit_generator.state = rng_state

@@ -32,7 +32,9 @@ class DataLoader:
     `batch_size=None` gives one batch of everything (batch gradient descent) and `batch_size=1`
     one example at a time (SGD). `X` may be an `np.memmap` or a path to a `.npy` file, which is then
     opened with `mmap_mode="r"`, so data larger than memory is read one batch at a time.
-    With `seed=None` shuffling draws from the global generator that `manual_seed` sets.
+    With `seed=None` shuffling draws from the global generator that `manual_seed` sets; with a seed
+    the loader keeps its own generator, whose state `state_dict()` saves
+    (`torch.utils.data.DataLoader` has no state_dict; torchdata's `StatefulDataLoader` adds one).
     """
 
     def __init__(self, X: Any, y: Any = None, batch_size: int | None = 64, shuffle: bool = True,
@@ -51,6 +53,40 @@ class DataLoader:
         self.batch_size = len(X) if batch_size is None else int(batch_size)
         self.shuffle, self.drop_last = shuffle, drop_last
         self._rng = None if seed is None else np.random.default_rng(seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        """`{"bit_generator": state}`: the own generator's `bit_generator.state` (plain ints and strings, JSON-safe).
+
+        A loader without a seed gives `{"bit_generator": None}`: it draws from the global generator, whose
+        state checkpoints save on their own. Shuffling draws once per epoch, so a state taken between
+        epochs resumes the order exactly; the position within an epoch is not saved.
+        """
+        return {"bit_generator": None if self._rng is None else self._rng.bit_generator.state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a `state_dict()`; a state that does not fit this loader raises ValueError and changes nothing."""
+        if not isinstance(state_dict, dict) or "bit_generator" not in state_dict:
+            raise ValueError(f"DataLoader.load_state_dict: expected a dict with key 'bit_generator', "
+                             f"got {state_dict!r}")
+        state = state_dict["bit_generator"]
+        if state is None and self._rng is None:
+            return
+        if state is None:
+            raise ValueError("DataLoader.load_state_dict: the state is of a loader without a seed (it drew from the "
+                             "global generator), but this loader has its own generator (seed=...)")
+        if self._rng is None:
+            raise ValueError("DataLoader.load_state_dict: the state holds a generator of its own, but this loader has "
+                             "no seed and draws from the global generator; build it with seed=... to restore it")
+        kind = type(self._rng.bit_generator)
+        if not isinstance(state, dict) or state.get("bit_generator") != kind.__name__:
+            found = state.get("bit_generator") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"DataLoader.load_state_dict: the state is of a {found!r} bit generator, "
+                             f"this loader's is {kind.__name__!r}")
+        try:
+            kind().state = state  # a scratch generator checks the state before this loader's changes
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(f"DataLoader.load_state_dict: invalid {kind.__name__} state: {error!r}") from None
+        self._rng.bit_generator.state = state
 
     def __len__(self) -> int:
         """Batches per epoch."""
