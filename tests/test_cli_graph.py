@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tinygrad_lite import cli
-from tinygrad_lite.introspect import mlp_graph
+from tinygrad_lite.studies import mlp_graph
 
 ROOT = Path(__file__).parents[1]
 

@@ -90,3 +90,52 @@ def test_an_input_the_output_ignores_has_zero_grad_and_passes():
 def test_needs_an_input_that_requires_grad():
     with pytest.raises(ValueError, match="requires_grad=True"):
         gradcheck(lambda a: a * 2, Tensor(np.ones(3)))
+
+
+# ---- along random directions ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn, shapes", [
+    (lambda a, b: a @ b, [(3, 4), (4, 2)]),
+    (lambda x, w, b: nn.functional.linear(x, w, b).tanh(), [(200, 30), (20, 30), (20,)]),  # 6,620 elements
+    (lambda a: a.log_softmax(axis=1), [(4, 5)]),
+])
+def test_random_directions_pass_for_correct_grads_at_any_size(fn, shapes):
+    leaves = [_leaf(shape, seed) for seed, shape in enumerate(shapes)]
+    assert gradcheck(fn, *leaves, directions=3, elementwise=False)
+
+
+def test_random_directions_catch_a_wrong_backward_and_name_the_input():
+    x = Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    x.name = "x"
+    w = _leaf((3,), 5, name="w")
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda w, x: (_HalfSquare.apply(x) * 2 + w).sum(), w, x, directions=2, elementwise=False, seed=7)
+    message = str(info.value)
+    reported = re.search(r"direction (\d) \(seed 7\): analytic grad \. u (\S+) vs numeric (\S+) ", message)
+    assert reported, message
+    # The directions drawn from the seed, each w's part then x's, scaled to unit length together.
+    rng = np.random.default_rng(7)
+    for _ in range(int(reported.group(1)) + 1):
+        u_w, u_x = rng.standard_normal(3), rng.standard_normal(3)
+    norm = np.sqrt(np.sum(u_w**2) + np.sum(u_x**2))
+    v = float(_output_direction(()))
+    numeric = v * (u_w.sum() + 4 * np.sum(x.data * u_x)) / norm  # d(2 x^2 + w)/dx = 4x, d/dw = 1
+    analytic = v * (u_w.sum() + 2 * np.sum(x.data * u_x)) / norm  # what the wrong backward gives
+    assert float(reported.group(2)) == pytest.approx(analytic, rel=1e-6)
+    assert float(reported.group(3)) == pytest.approx(numeric, rel=1e-6)
+    assert "of 2 directions differ" in message
+    assert re.search(r"input 0 \(w\) of shape \(3,\): \S+ vs \S+ \(agrees\)", message), message
+    assert re.search(r"input 1 \(x\) of shape \(3,\): \S+ vs \S+ \(differs\)", message), message
+
+
+def test_random_directions_leave_the_inputs_alone():
+    x = _leaf((4, 3), 1)
+    before = x.data.copy()
+    assert gradcheck(lambda x: (x * x).sum(axis=0), x, directions=4, elementwise=False)
+    assert np.array_equal(x.data, before) and x.grad is None
+
+
+def test_asking_for_no_check_is_an_error():
+    with pytest.raises(ValueError, match="directions=0 with elementwise=False checks nothing"):
+        gradcheck(lambda a: a * 2, _leaf((3,), 0), elementwise=False)

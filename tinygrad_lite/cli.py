@@ -223,7 +223,7 @@ def _add_graph(commands: argparse._SubParsersAction) -> None:
 
 
 def _graph(args: argparse.Namespace) -> None:
-    from tinygrad_lite.introspect.mlp_graph import draw_mlp_loss
+    from tinygrad_lite.studies.mlp_graph import draw_mlp_loss
 
     written, note = draw_mlp_loss(_output_folder(args), detail=args.detail, image_format=args.format,
                                   seed=args.seed)

@@ -15,15 +15,8 @@ class GradcheckError(AssertionError):
     AssertionError so a failing check inside a test reads as a test failure."""
 
 
-def _output_direction(shape: tuple[int, ...]) -> np.ndarray:
-    # A fixed random direction v: checking d(v . f)/dx covers every output element at the cost of one
-    # backward pass, where summing the output could let errors of opposite sign cancel.
-    rng = np.random.default_rng(0)
-    return rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
-
-
 def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3) -> bool:
+              rtol: float = 1e-3, directions: int = 0, elementwise: bool = True, seed: int = 0) -> bool:
     """True when autograd's gradient of `fn(*inputs)` matches central differences at every element.
 
     Checks the inputs that are tensors with `requires_grad=True`, on float64 copies (the originals are
@@ -32,49 +25,138 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: 
     |analytic - numeric| <= atol + rtol * |numeric|, numeric = (f(x + eps e_i) - f(x - eps e_i)) / (2 eps).
     Raises GradcheckError naming the input (index and name), the element and both values of the worst
     mismatch. Costs two forward passes per checked element, so keep the inputs small.
+
+    `directions=k` first checks k random unit directions u (drawn from `seed`, each spanning all checked
+    inputs), as HIPS/autograd does: analytic = grad . u, numeric = (f(x + eps u) - f(x - eps u)) / (2 eps),
+    same tolerance. That costs two forward passes per direction at any size; its error names the input
+    whose part of u disagrees, not the element. `elementwise=False` skips the element check, for inputs
+    too large for it.
     """
-    args = [_float64_copy(x) for x in inputs]
-    checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
-    if not checked:
-        raise ValueError("gradcheck: no input is a Tensor with requires_grad=True, so there is nothing to check")
-    output = fn(*args)
-    if not isinstance(output, Tensor) or not output.requires_grad:
-        raise ValueError(f"gradcheck: fn must return a Tensor that depends on the checked inputs, got {output!r:.80}")
-    direction = _output_direction(output.shape)
-    output.backward(direction)
+    if directions < 0 or (directions == 0 and not elementwise):
+        raise ValueError(f"gradcheck: directions={directions} with elementwise={elementwise} checks nothing; "
+                         "pass directions >= 1, elementwise=True, or both")
+    check = _Check(fn, inputs, atol, rtol)
+    if directions:
+        _check_directions(check, directions, seed, eps)
+    if elementwise:
+        _check_elements(check, eps)
+    return True
 
-    def objective() -> float:
+
+class _Check:
+    """One gradcheck call: the float64 arguments, autograd's grads and the objective v . f."""
+
+    def __init__(self, fn: Callable[..., Tensor], inputs: tuple, atol: float, rtol: float) -> None:
+        self.fn, self.inputs, self.atol, self.rtol = fn, inputs, atol, rtol
+        self.args = [_float64_copy(x) for x in inputs]
+        self.checked = [k for k, x in enumerate(self.args) if isinstance(x, Tensor) and x.requires_grad]
+        if not self.checked:
+            raise ValueError("gradcheck: no input is a Tensor with requires_grad=True, so there is nothing to check")
+        output = fn(*self.args)
+        if not isinstance(output, Tensor) or not output.requires_grad:
+            raise ValueError(
+                f"gradcheck: fn must return a Tensor that depends on the checked inputs, got {output!r:.80}")
+        self.weight = _output_direction(output.shape)
+        output.backward(self.weight)
+        # A grad of None means the output does not depend on that input (the engine checks grad shapes).
+        self.analytic = {k: np.zeros(self.args[k].shape) if self.args[k].grad is None else self.args[k].grad
+                         for k in self.checked}
+
+    def objective(self) -> float:
         with no_grad():
-            return float(np.sum(fn(*args).data * direction))
+            return float(np.sum(self.fn(*self.args).data * self.weight))
 
+    def excess(self, analytic: float, numeric: float) -> float:
+        """How far |analytic - numeric| is over the tolerance: > 0 (or nan) fails."""
+        return abs(analytic - numeric) - (self.atol + self.rtol * abs(numeric))
+
+    def tolerance(self) -> str:
+        return f"> atol {self.atol} + rtol {self.rtol} * |numeric|"
+
+    def describe(self, k: int) -> str:
+        name = getattr(self.inputs[k], "name", None) or "unnamed"
+        return f"input {k} ({name}) of shape {self.args[k].shape}"
+
+    def along(self, u: dict[int, np.ndarray], eps: float) -> float:
+        """(f(x + eps u) - f(x - eps u)) / (2 eps), u given per input index; restores x."""
+        originals = {k: self.args[k].data.copy() for k in u}
+        plus_minus = []
+        for step in (eps, -eps):
+            for k, part in u.items():
+                self.args[k].data[...] = originals[k] + step * part
+            plus_minus.append(self.objective())
+        for k, original in originals.items():
+            self.args[k].data[...] = original
+        return (plus_minus[0] - plus_minus[1]) / (2 * eps)
+
+
+def _check_directions(check: _Check, directions: int, seed: int, eps: float) -> None:
+    rng = np.random.default_rng(seed)
+    worst = None  # (excess over tolerance, direction index, u, analytic, numeric)
+    failures = 0
+    for d in range(directions):
+        u = {k: rng.standard_normal(check.args[k].shape) for k in check.checked}
+        norm = np.sqrt(sum(float(np.sum(part * part)) for part in u.values())) or 1.0
+        u = {k: part / norm for k, part in u.items()}
+        numeric = check.along(u, eps)
+        analytic = sum(float(np.sum(check.analytic[k] * part)) for k, part in u.items())
+        excess = check.excess(analytic, numeric)
+        if excess > 0 or not np.isfinite(excess):
+            failures += 1
+            if worst is None or not excess <= worst[0]:
+                worst = (excess, d, u, analytic, numeric)
+    if worst is None:
+        return
+    _, d, u, analytic, numeric = worst
+    # The same difference input by input (u restricted to one input), so the message points at the wrong one.
+    parts = []
+    for k, part in u.items():
+        part_numeric = check.along({k: part}, eps)
+        part_analytic = float(np.sum(check.analytic[k] * part))
+        verdict = "differs" if not check.excess(part_analytic, part_numeric) <= 0 else "agrees"
+        parts.append(f"{check.describe(k)}: {part_analytic:.8g} vs {part_numeric:.8g} ({verdict})")
+    raise GradcheckError(
+        f"gradcheck: along random direction {d} (seed {seed}): analytic grad . u {analytic:.8g} vs numeric "
+        f"{numeric:.8g} (|diff| {abs(analytic - numeric):.3g} {check.tolerance()}); {failures} of {directions} "
+        f"directions differ. Input by input, analytic vs numeric along u: {'; '.join(parts)}. "
+        "The element-wise check (elementwise=True, small inputs) names the element."
+    )
+
+
+def _check_elements(check: _Check, eps: float) -> None:
     worst = None  # (excess over tolerance, input index, element, analytic, numeric)
     failures = total = 0
-    for k in checked:
-        x = args[k]
-        analytic = np.zeros_like(x.data) if x.grad is None else x.grad
+    for k in check.checked:
+        x, analytic = check.args[k], check.analytic[k]
         for element in np.ndindex(x.shape):
             original = x.data[element]
             x.data[element] = original + eps
-            plus = objective()
+            plus = check.objective()
             x.data[element] = original - eps
-            minus = objective()
+            minus = check.objective()
             x.data[element] = original
             numeric = (plus - minus) / (2 * eps)
-            excess = abs(analytic[element] - numeric) - (atol + rtol * abs(numeric))
+            excess = check.excess(analytic[element], numeric)
             total += 1
             if excess > 0 or not np.isfinite(excess):
                 failures += 1
                 if worst is None or not excess <= worst[0]:
                     worst = (excess, k, element, float(analytic[element]), numeric)
     if worst is None:
-        return True
+        return
     _, k, element, analytic_value, numeric_value = worst
-    name = getattr(inputs[k], "name", None) or "unnamed"
     raise GradcheckError(
-        f"gradcheck: input {k} ({name}) of shape {args[k].shape}, element {element}: analytic grad "
-        f"{analytic_value:.8g} vs numeric {numeric_value:.8g} (|diff| {abs(analytic_value - numeric_value):.3g} "
-        f"> atol {atol} + rtol {rtol} * |numeric|); {failures} of {total} elements differ"
+        f"gradcheck: {check.describe(k)}, element {element}: analytic grad {analytic_value:.8g} vs numeric "
+        f"{numeric_value:.8g} (|diff| {abs(analytic_value - numeric_value):.3g} {check.tolerance()}); "
+        f"{failures} of {total} elements differ"
     )
+
+
+def _output_direction(shape: tuple[int, ...]) -> np.ndarray:
+    # A fixed random direction v: checking d(v . f)/dx covers every output element at the cost of one
+    # backward pass, where summing the output could let errors of opposite sign cancel.
+    rng = np.random.default_rng(0)
+    return rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
 
 
 def _float64_copy(x: Any) -> Any:

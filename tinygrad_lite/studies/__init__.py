@@ -1,4 +1,5 @@
-"""The numbers behind the figures: optimizer races, moving averages, batch sizes, optimizer comparisons.
+"""The work behind the figure commands: the numbers of optimizer races, moving averages, batch sizes and
+optimizer comparisons, and the small MLP whose loss graph `tinygrad-lite graph` draws.
 
-Nothing here imports matplotlib; `tinygrad_lite.plots` draws these results.
+Nothing here imports matplotlib; `tinygrad_lite.plots` draws the numbers, `tinygrad_lite.introspect` the graph.
 """

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_lite import data, nn
+from tinygrad_lite import train as training
 from tinygrad_lite.introspect.graph import INSTALL_HINT, draw_graph
 from tinygrad_lite.rng import manual_seed
 from tinygrad_lite.tensor import Tensor
@@ -24,7 +25,7 @@ def draw_mlp_loss(out: str | Path, detail: str = "shapes", image_format: str = "
         raise ValueError(f"draw_mlp_loss: image_format must be 'svg' or 'png', got {image_format!r}")
     manual_seed(seed)
     X, y = data.make_spiral(batch_size, seed=seed)
-    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
+    model = training.mlp([2, 8, 3])  # the train command's kind of network, small enough to read
     x = Tensor(X)
     x.name = "X"
     loss = nn.CrossEntropyLoss()(model(x), np.asarray(y))
