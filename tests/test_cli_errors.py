@@ -14,8 +14,7 @@ import pytest
 import tinygrad_lite
 from tinygrad_lite import checkpoint, cli, nn, optim
 from tinygrad_lite import train as training
-from tinygrad_lite.introspect import mlp_graph
-from tinygrad_lite.studies import batches, compare, ema, race
+from tinygrad_lite.studies import batches, compare, ema, mlp_graph, race
 
 ROOT = Path(__file__).parents[1]
 SMALL_TRAIN = ["train", "--samples", "30", "--hidden", "4", "--no-progress"]
