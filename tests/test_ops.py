@@ -60,7 +60,7 @@ def _operands(name: str, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarra
 
 
 @pytest.mark.parametrize("name", BINARY)
-@pytest.mark.parametrize("left,right", itertools.product(PATTERNS, PATTERNS))
+@pytest.mark.parametrize("left,right", list(itertools.product(PATTERNS, PATTERNS)))
 @FAST
 @given(m=dims, n=dims, seed=seeds)
 def test_binary_op_broadcasting_grads(name, left, right, m, n, seed):
@@ -483,7 +483,7 @@ def test_stack(axis, m, n, seed):
     check_grads(lambda x, y: Tensor.stack([x, y, x], axis=axis), a, b)
 
 
-@pytest.mark.parametrize("left,right", itertools.product(PATTERNS, PATTERNS))
+@pytest.mark.parametrize("left,right", list(itertools.product(PATTERNS, PATTERNS)))
 @settings(max_examples=2, deadline=None)
 @given(m=dims, n=dims, seed=seeds)
 def test_where_broadcasts(left, right, m, n, seed):
