@@ -184,6 +184,26 @@ def test_save_removes_temporary_files_of_killed_saves_and_nothing_else(tmp_path)
         sleeper.wait()
 
 
+def test_save_leaves_a_locked_temporary_file_whose_pid_means_nothing_here(tmp_path):
+    # A writer in another PID namespace (a container writing into a shared folder) names its file with a pid
+    # that no process here has; the lock it holds until its rename is what keeps its file alive.
+    leftover = tmp_path / f".c.safetensors.{_dead_pid()}.0123abcd.tmp"
+    leftover.write_bytes(b"partial")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'rb'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(120)", str(leftover)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        checkpoint.save(tmp_path / "c.safetensors", _model())
+        assert leftover.read_bytes() == b"partial"
+    finally:
+        holder.kill()
+        holder.wait()
+    checkpoint.save(tmp_path / "c.safetensors", _model())  # the writer is gone and its lock with it
+    assert os.listdir(tmp_path) == ["c.safetensors"]
+
+
 def test_save_leaves_temporary_files_alone_where_it_cannot_check_a_pid(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "_CAN_CHECK_PIDS", False)
     leftover = f".c.safetensors.{_dead_pid()}.0123abcd.tmp"

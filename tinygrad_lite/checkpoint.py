@@ -11,7 +11,7 @@ Layout of the file (readable by any safetensors reader, e.g. `safetensors.torch.
 Loading parses JSON and raw arrays only, never pickle. Saving writes a temporary file in the same folder,
 fsyncs it and renames it over the target, so a crash leaves either the old file or the new one, whole.
 A save killed before its rename leaves its temporary file behind; the next save of the same target
-removes it once the process that wrote it has gone.
+removes it once the process that wrote it has gone (its pid no longer exists and its lock is free).
 """
 
 from __future__ import annotations
@@ -75,8 +75,11 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
-# Only POSIX can ask whether a pid is running without touching the process (Windows' os.kill would end it).
+# Only POSIX can ask whether a pid is running without touching the process (Windows' os.kill would end it),
+# and only POSIX has the advisory locks a writer holds on its temporary file.
 _CAN_CHECK_PIDS = os.name == "posix"
+if _CAN_CHECK_PIDS:
+    import fcntl
 
 
 def _process_exists(pid: int) -> bool:
@@ -90,6 +93,27 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
+def _writer_alive(path: str, pid: int) -> bool:
+    """Whether the save that made temporary file `path` may still run: its lock is held or its pid exists.
+
+    The lock covers writers whose pid means nothing here (another PID namespace, e.g. a container writing
+    into a shared folder); the pid covers the instant between a writer creating its file and locking it.
+    """
+    if _process_exists(pid):
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True  # gone already, or not ours to open: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when we close fd; a writer holds it until it ends
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _remove_leftover_temps(folder: str, target: str) -> None:
     """Delete the temporary files of killed saves of `target`; a file whose writer still runs is left alone."""
     if not _CAN_CHECK_PIDS:
@@ -101,7 +125,7 @@ def _remove_leftover_temps(folder: str, target: str) -> None:
         return  # tidying up must never stop the save itself
     for name in names:
         match = ours.fullmatch(name)
-        if match and not _process_exists(int(match.group(1))):
+        if match and not _writer_alive(os.path.join(folder, name), int(match.group(1))):
             with contextlib.suppress(OSError):  # another save removed it first, or it is not ours to remove
                 os.unlink(os.path.join(folder, name))
 
@@ -111,16 +135,21 @@ def _atomic_write(path: str, blob: bytes) -> None:
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: folder {folder!r} for checkpoint {path!r} does not exist")
     _remove_leftover_temps(folder, os.path.basename(path))
-    # A unique name in the same folder, so the final rename stays on one file system and is atomic;
-    # the pid in it tells a later save whether the writer is still running.
+    # A unique name in the same folder, so the final rename stays on one file system and is atomic; the pid
+    # in it and the lock held on it until the rename tell a later save whether this writer still runs.
     temp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
+            if _CAN_CHECK_PIDS:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # a new file: nobody else can hold it
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temp, path)
+            if _CAN_CHECK_PIDS:
+                os.replace(temp, path)  # still open and locked (POSIX renames open files)
+        if not _CAN_CHECK_PIDS:
+            os.replace(temp, path)  # Windows cannot rename an open file
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
