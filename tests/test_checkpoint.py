@@ -449,6 +449,8 @@ def test_the_loader_state_is_json_in_the_header(tmp_path):
     assert loader.state_dict()["bit_generator"]["bit_generator"] == "PCG64"
     with pytest.raises(TypeError, match="loader must be a DataLoader, got dict"):
         checkpoint.save(tmp_path / "d.safetensors", model, loader={"epoch": 1})
+    with pytest.raises(TypeError, match="load: loader must be a DataLoader, got dict"):
+        checkpoint.load(tmp_path / "c.safetensors", model, opt, loader={"epoch": 1})
 
 
 @pytest.mark.parametrize("saved_seed, target_seed, message", [

@@ -120,6 +120,11 @@ def test_where_clip_and_concatenate_promote_like_binary_ops():
     np.testing.assert_array_equal(ints.clip(1.5, 2.5).data, np.float32([1.5, 2, 2.5]))
     assert ints.clip(0, 2).dtype == np.int64
     assert Tensor(np.ones(2, np.float32)).clip(np.float64(0.5), np.float64(2)).dtype == np.float32
+    # Array and tensor bounds are strongly typed: an int64 bound keeps float32, a float64 one widens it.
+    floats = Tensor(np.float32([1, 2, 3]))
+    assert floats.clip(np.array([2, 2, 2])).dtype == np.float32
+    assert floats.clip(Tensor(np.array([2, 2, 2]))).dtype == np.float32
+    assert floats.clip(Tensor(np.array([2.0, 2, 2]))).dtype == np.float64
     assert Tensor.concatenate([ints, Tensor(np.ones(2, np.float32))]).dtype == np.float32
 
 

@@ -21,7 +21,13 @@ seeds = st.integers(0, 2**32 - 1)
 
 
 def check_grads(op, *arrays: np.ndarray) -> None:
-    """`gradcheck` of `op` at `arrays`: along one random direction, then at every element."""
+    """`gradcheck` of `op` at `arrays` (along one random direction, then at every element), after checking that
+    backward gives every input a grad of its own shape and dtype (gradcheck counts a missing grad as zeros)."""
+    leaves = [Tensor(a, requires_grad=True) for a in arrays]
+    op(*leaves).sum().backward()
+    for i, (leaf, a) in enumerate(zip(leaves, arrays)):
+        assert leaf.grad is not None, f"input {i} got no grad"
+        assert leaf.grad.shape == a.shape and leaf.grad.dtype == a.dtype, (i, leaf.grad.shape, leaf.grad.dtype)
     assert gradcheck(op, *[Tensor(a, requires_grad=True) for a in arrays], atol=1e-7, rtol=1e-5, directions=1)
 
 
@@ -259,6 +265,11 @@ def test_clip_gradient_is_zero_where_clipped_and_one_inside():
     y = Tensor(np.array([-3.0, 3.0]), requires_grad=True)
     y.clip(lo=0.0).sum().backward()  # one-sided
     np.testing.assert_array_equal(y.grad, [0, 1])
+    z = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    out = z.clip(lo=np.array([[2.0, 1.0, 3.0], [0.0, 0.0, 5.0]]))  # array bounds broadcast z to (2, 3)
+    out.sum().backward()
+    assert out.shape == (2, 3)
+    np.testing.assert_array_equal(z.grad, [1, 2, 1])  # each use of z counts where it was not clipped
 
 
 def test_sigmoid_and_tanh_are_finite_for_huge_inputs():

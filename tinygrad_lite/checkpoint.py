@@ -261,6 +261,8 @@ def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
     stood, provided it was saved between epochs (a loader shuffles once per epoch).
     """
     path = os.fspath(path)
+    if loader is not None and not isinstance(loader, DataLoader):
+        raise TypeError(f"load: loader must be a DataLoader, got {type(loader).__name__}")
     tensors, metadata = _read(path)
     before = model.state_dict()
     # The model's own order first (safetensors returns names in no fixed order), so errors name the first misfit.

@@ -336,11 +336,12 @@ class Clip(Function):
     def forward(self, x, lo, hi):
         out = np.clip(x, lo, hi)
         self.save_for_backward(out == x)
+        self.x_shape = x.shape
         return out
 
     def backward(self, grad):
         (inside,) = self.saved
-        return (grad * inside,)
+        return (unbroadcast(grad * inside, self.x_shape),)  # array bounds may broadcast x to a larger shape
 
 
 # ---- reductions --------------------------------------------------------------------------------
@@ -480,7 +481,10 @@ def _check_joinable(op: str, arrays: tuple[np.ndarray, ...], axis: Any) -> None:
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
     joined = check_axis(op, axis, shapes[0]) % len(shapes[0])
     for i, shape in enumerate(shapes):
-        if len(shape) != len(shapes[0]) or any(n != m for d, (n, m) in enumerate(zip(shape, shapes[0])) if d != joined):
+        others, first = list(shape), list(shapes[0])  # the sizes that must agree: all but the joined axis
+        if len(others) == len(first):
+            del others[joined], first[joined]
+        if others != first:
             raise ValueError(f"{op}: shapes {shapes} cannot be joined along axis {axis}; expected the same number "
                              f"of dimensions and equal sizes in every other dimension, but tensor {i} has shape "
                              f"{shape} and tensor 0 {shapes[0]}")

@@ -406,15 +406,19 @@ class Tensor:
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         """Limit values to [lo, hi]; the gradient is zero where a value was clipped.
 
-        The bounds promote like the operands of a binary op: an integer tensor with a float bound gives
-        float32, and a float32 tensor stays float32 whatever the bounds' dtype, as `torch.clamp`.
+        The bounds (numbers, arrays or tensors) promote like the operands of a binary op, as in
+        `torch.clamp`: an integer tensor with a float bound gives float32, a float32 tensor with an int64
+        array bound stays float32, with a float64 array bound it gives float64.
         """
-        bounds = [bound for bound in (lo, hi) if bound is not None]
-        if not bounds:
+        if lo is None and hi is None:
             return ops.Clip.apply(self, lo=lo, hi=hi)
-        x = _cast(self, dtypes.result_type(self, *bounds))
-        lo, hi = (b if b is None or dtypes.scalar_category(b) is None else np.asarray(b, x.dtype) for b in (lo, hi))
-        return ops.Clip.apply(x, lo=lo, hi=hi)
+        dtype = dtypes.result_type(self, *(bound for bound in (lo, hi) if bound is not None))
+        limits = []
+        for bound in (lo, hi):
+            if bound is not None:
+                bound = np.asarray(bound._data if isinstance(bound, Tensor) else bound, dtype)
+            limits.append(bound)
+        return ops.Clip.apply(_cast(self, dtype), lo=limits[0], hi=limits[1])
 
     # ---- reductions ------------------------------------------------------------------------------
 
@@ -452,9 +456,9 @@ class Tensor:
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         """Accepts `reshape(2, 3)` and `reshape((2, 3))`; one dimension may be -1."""
-        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-            shape = tuple(shape[0])
         try:
+            if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+                shape = tuple(shape[0])
             shape = tuple(operator.index(n) for n in shape)  # unlike int(), refuses 1.5 instead of truncating it
         except TypeError:
             raise TypeError(f"reshape: shape {shape} has a size that is not an int; expected ints") from None

@@ -17,7 +17,7 @@ class GradcheckError(AssertionError):
 
 def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5,
               rtol: float = 1e-3, directions: int = 0, elementwise: bool = True, seed: int = 0) -> bool:
-    """True when autograd's gradient of `fn(*inputs)` matches central differences at every element.
+    """True when autograd's gradient of `fn(*inputs)` matches central differences (per element, along directions).
 
     Checks the inputs that are tensors with `requires_grad=True`, on float64 copies (the originals are
     untouched); other floating tensors become float64 copies too, the rest pass as given. A non-scalar
