@@ -74,6 +74,13 @@ CASES = [
     ("concatenate", ValueError, ["concatenate", "(2, 3)", "(2, 4)", "axis 0"],
      lambda m, o: Tensor.concatenate([_ones(2, 3, grad=True), _ones(2, 4)])),
     ("reshape", ValueError, ["reshape", "(2, 3)", "(4,)"], lambda m, o: _ones(2, 3, grad=True).reshape(4)),
+    ("clip-bounds", ValueError, ["clip", "(2, 3)", "(4,)", "broadcast"],
+     lambda m, o: _ones(2, 3, grad=True).clip(np.zeros(4), 1.0)),
+    ("leaky_relu-slope", ValueError, ["leaky_relu", "(2, 3)", "(2,)", "broadcast"],
+     lambda m, o: _ones(2, 3, grad=True).leaky_relu(np.full(2, 0.1))),
+    ("dropout-p-not-a-number", TypeError, ["dropout", "p must be a number", "'a'"],
+     lambda m, o: F.dropout(m(_ones(5, 3)), "a")),
+    ("dropout-p-out-of-range", ValueError, ["Dropout", "p must be in [0, 1]", "1.5"], lambda m, o: nn.Dropout(1.5)),
     # axes, permutations and indexes: the op, the bad value, the tensor's shape and the valid range
     ("sum-axis", ops.AxisError, ["sum: axis 2", "shape (2, 3)", "-2 <= axis < 2"],
      lambda m, o: _ones(2, 3, grad=True).sum(axis=2)),
@@ -201,6 +208,9 @@ CASES = [
      lambda m, o: m.load_state_dict({**{k: v + 1 for k, v in m.state_dict().items()}, "2.weight": np.zeros((4, 2))})),
     ("load-non-numeric", nn.StateDictError, ["0.bias", "dtype"],
      lambda m, o: m.load_state_dict({**{k: v + 1 for k, v in m.state_dict().items()}, "0.bias": np.array(["a"] * 4)})),
+    ("load-complex", nn.StateDictError, ["2.weight", "complex128", "real numbers"],  # would drop the imaginary part
+     lambda m, o: m.load_state_dict({**{k: v + 1 for k, v in m.state_dict().items()},
+                                     "2.weight": np.ones((2, 4)) + 1j})),
     # optimizer.load_state_dict
     ("opt-load-not-a-dict", ValueError, ["Adam.load_state_dict", "'state' and 'param_groups'"],
      lambda m, o: o.load_state_dict([1, 2])),

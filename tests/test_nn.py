@@ -256,6 +256,13 @@ def test_dropout_rejects_bad_p(p):
         nn.Dropout(p)
 
 
+@pytest.mark.parametrize("p", ["a", None, "0.5"])
+def test_dropout_rejects_a_p_that_is_not_a_number_by_name(p):
+    for make in (lambda: nn.Dropout(p), lambda: F.dropout(Tensor(np.ones(3)), p)):
+        with pytest.raises(TypeError, match=r"ropout: p must be a number in \[0, 1\], got " + repr(repr(p))[1:-1]):
+            make()
+
+
 # ---- Sequential --------------------------------------------------------------------------------
 
 
@@ -436,3 +443,17 @@ def test_mlp_forward_and_backward_match_torch_with_copied_weights():
     ref_grads = {name: p.grad.numpy() for name, p in reference.named_parameters()}
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, ref_grads[name], rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_bce_sends_a_gradient_to_a_target_that_requires_grad():
+    rng = np.random.default_rng(0)
+    p, y = rng.uniform(0.05, 0.95, (3, 2)), rng.uniform(0, 1, (3, 2))
+    assert gradcheck(lambda a, b: F.binary_cross_entropy(a, b), Tensor(p, requires_grad=True),
+                     Tensor(y, requires_grad=True))
+    target = Tensor(y, requires_grad=True)
+    F.binary_cross_entropy(Tensor(p), target, reduction="sum").backward()
+    np.testing.assert_allclose(target.grad, np.log1p(-p) - np.log(p), rtol=1e-12)  # d/dy by hand
+    torch = pytest.importorskip("torch")
+    theirs = torch.tensor(y, requires_grad=True)
+    torch.nn.functional.binary_cross_entropy(torch.tensor(p), theirs, reduction="sum").backward()
+    np.testing.assert_allclose(target.grad, theirs.grad.numpy(), rtol=1e-12)

@@ -7,6 +7,7 @@ are enumerated with `parametrize` so that every one of them is certainly run.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -633,3 +634,55 @@ def test_truth_value_of_a_tensor_as_in_pytorch():
 def test_integer_tensor_with_python_int_stays_integer():
     labels = Tensor(np.array([1, 2, 3]))
     assert (labels + 1).dtype == np.int64 and (labels * 2).data.tolist() == [2, 4, 6]
+
+
+@pytest.mark.parametrize("slope, dtype", [
+    (0.1, np.float32), (np.float64(0.1), np.float32), (np.float32(0.1), np.float32),  # numbers are weakly typed
+    (np.full(3, 0.1, np.float32), np.float32), (Tensor(np.full(3, 0.1, np.float32)), np.float32),
+    (np.zeros(3, np.int64), np.float32), (np.full(3, 0.1), np.float64),  # arrays promote as in x * slope
+])
+def test_leaky_relu_slope_promotes_like_a_binary_operand(slope, dtype):
+    x = Tensor(np.array([[-1.0, 2.0, -3.0]], np.float32), requires_grad=True)
+    out = x.leaky_relu(slope)
+    out.sum().backward()
+    assert out.dtype == dtype and x.grad.dtype == np.float32
+    expected = np.where(x.data > 0, x.data, x.data * np.asarray(slope.data if isinstance(slope, Tensor) else slope))
+    np.testing.assert_allclose(out.data, expected, rtol=1e-6)
+
+
+def test_leaky_relu_array_slope_that_broadcasts_x_sends_back_a_grad_of_x_shape():
+    slope = np.array([[0.1], [0.2]])
+    check_grads(lambda x: x.leaky_relu(slope), np.array([-1.0, 2.0, -3.0]))
+    x = Tensor(np.array([-1.0, 2.0, -3.0]), requires_grad=True)
+    x.leaky_relu(slope).sum().backward()
+    np.testing.assert_allclose(x.grad, [0.3, 2.0, 0.3])  # by hand: each of the two rows adds its slope
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min"])
+@pytest.mark.parametrize("axis", [[0, 2], [-1], (2, -3), [1, 0, 2]])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_reductions_take_a_list_of_axes_as_pytorch_does(op, axis, keepdims):
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    out = getattr(Tensor(x), op)(axis=axis, keepdims=keepdims)
+    np.testing.assert_allclose(out.data, getattr(np, {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}[op])(
+        x, axis=tuple(axis), keepdims=keepdims), rtol=1e-12)
+    check_grads(lambda t: getattr(t, op)(axis=axis, keepdims=keepdims), x)
+    torch = pytest.importorskip("torch")
+    theirs = getattr(torch.tensor(x), {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}[op])(
+        dim=axis, keepdim=keepdims)
+    np.testing.assert_allclose(out.data, theirs.numpy(), rtol=1e-12)
+
+
+def test_log_softmax_of_an_empty_tensor_warns_nothing():
+    x = Tensor(np.zeros((0, 3)), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = x.log_softmax(axis=0)
+        out.sum().backward()
+    assert out.shape == (0, 3) and x.grad.shape == (0, 3)
+
+
+def test_int_of_a_one_element_tensor_truncates_like_pytorch():
+    assert int(Tensor(2.7)) == 2 and int(Tensor(np.array([-2.7]))) == -2 and int(Tensor(np.array(5))) == 5
+    with pytest.raises(ValueError, match="one element"):
+        int(Tensor([1.0, 2.0]))

@@ -45,18 +45,21 @@ class AxisError(IndexError, ValueError):
 
 
 def check_axis(op: str, axis: Any, shape: tuple[int, ...]) -> Any:
-    """Raise unless `axis` (None, an int or a tuple of distinct ints) names axes of a tensor of `shape`.
+    """Raise unless `axis` (None, an int or a tuple or list of distinct ints) names axes of a tensor of `shape`.
 
-    Returns the axis to give numpy: as is, or None for a 0-d tensor, whose one axis (0 or -1, as in PyTorch
-    and numpy) is the whole tensor. Ops call it before numpy sees the axis, so errors name the op and the shape.
+    Returns the axis to give numpy: as is (a list as a tuple, which numpy needs), or None for a 0-d tensor,
+    whose one axis (0 or -1, as in PyTorch and numpy) is the whole tensor. Ops call it before numpy sees the
+    axis, so errors name the op and the shape.
     """
     if axis is None:
         return None
+    if isinstance(axis, list):  # PyTorch takes dim=[0, 1] as well as (0, 1)
+        axis = tuple(axis)
     ndim = len(shape)
     bound = max(ndim, 1)
     for a in axis if isinstance(axis, tuple) else (axis,):
         if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
+            raise TypeError(f"{op}: axis must be None, an int or a tuple or list of ints, got {axis!r}")
         if not -bound <= a < bound:
             raise AxisError(f"{op}: axis {a} is out of range for a tensor of shape {shape}; "
                             f"expected {-bound} <= axis < {bound}")
@@ -321,19 +324,21 @@ class LeakyRelu(Function):
     name = "leaky_relu"  # the Tensor method's name, which the lowercased class name would miss
 
     def forward(self, x, slope):
+        _broadcast_shape("leaky_relu", x, np.asarray(slope))
         positive = x > 0
-        self.save_for_backward(positive, slope)
+        self.save_for_backward(positive, slope, x.shape)
         return np.where(positive, x, x * slope)
 
     def backward(self, grad):
-        positive, slope = self.saved
-        return (np.where(positive, grad, grad * slope),)
+        positive, slope, x_shape = self.saved
+        return (unbroadcast(np.where(positive, grad, grad * slope), x_shape),)  # an array slope may broadcast x
 
 
 class Clip(Function):
     """clip(x, lo, hi);  dx = g where x was not clipped."""
 
     def forward(self, x, lo, hi):
+        _broadcast_shape("clip", x, *(bound for bound in (lo, hi) if bound is not None))
         out = np.clip(x, lo, hi)
         self.save_for_backward(out == x)
         self.x_shape = x.shape
@@ -529,7 +534,8 @@ class LogSoftmax(Function):
     def forward(self, x, axis=-1):
         axis = check_axis("log_softmax", axis, x.shape)
         shifted = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # exp never overflows; -inf: empty ok
-        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        # An empty x has nothing to normalise; its sums over an empty axis are 0, whose log would warn.
+        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True)) if x.size else shifted
         self.save_for_backward(out, axis)
         return out
 
@@ -557,7 +563,10 @@ class Softmax(Function):
 
 
 class BinaryCrossEntropy(Function):
-    """-(y log p + (1-y) log(1-p)), each log clamped at -100 as PyTorch does so p = 0 or 1 stays finite."""
+    """-(y log p + (1-y) log(1-p)), each log clamped at -100 as PyTorch does so p = 0 or 1 stays finite.
+
+    dp = g*(p - y)/(p(1-p)),  dy = g*(log(1-p) - log p) with the same clamps (PyTorch: inf at p = 0 or 1).
+    """
 
     name = "binary_cross_entropy"
 
@@ -565,13 +574,15 @@ class BinaryCrossEntropy(Function):
         if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > 1):
             raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
                              "for raw scores use binary_cross_entropy_with_logits")
-        self.save_for_backward(p, y)
         with np.errstate(divide="ignore"):
-            return -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100))
+            log_p, log_1mp = np.maximum(np.log(p), -100), np.maximum(np.log1p(-p), -100)
+        self.save_for_backward(p, y, log_p, log_1mp)
+        return -(y * log_p + (1 - y) * log_1mp)
 
     def backward(self, grad):
-        p, y = self.saved
-        return grad * (p - y) / np.maximum(p * (1 - p), 1e-12), None
+        p, y, log_p, log_1mp = self.saved
+        return (grad * (p - y) / np.maximum(p * (1 - p), 1e-12) if _needs_grad(self, 0) else None,
+                grad * (log_1mp - log_p) if _needs_grad(self, 1) else None)
 
 
 class BinaryCrossEntropyWithLogits(Function):

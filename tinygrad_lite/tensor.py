@@ -266,6 +266,9 @@ class Tensor:
     def __float__(self) -> float:
         return float(self.item())
 
+    def __int__(self) -> int:
+        return int(self.item())  # truncates toward zero, as int(torch.tensor(2.7)) does
+
     def __bool__(self) -> bool:
         """The truth of a one-element tensor; ambiguous (ValueError) for more elements, as in PyTorch."""
         if self._data.size != 1:
@@ -400,8 +403,17 @@ class Tensor:
         return ops.Relu.apply(self)
 
     def leaky_relu(self, slope: float = 0.01) -> Tensor:
-        """x where x > 0, else slope * x."""
-        return ops.LeakyRelu.apply(self, slope=slope)
+        """x where x > 0, else slope * x.
+
+        The slope (a number, or an array or tensor that broadcasts against x; it gets no gradient) promotes like
+        a binary op's operand, so a float32 tensor with `np.float64(0.1)` stays float32. PyTorch takes only a number.
+        """
+        if isinstance(slope, Tensor):
+            slope = slope._data
+        if slope.__class__ is float and self._data.dtype.kind == "f":
+            return ops.LeakyRelu.apply(self, slope=slope)  # the usual case: nothing to promote
+        dtype = dtypes.result_type(self, slope)
+        return ops.LeakyRelu.apply(_cast(self, dtype), slope=np.asarray(slope, dtype))
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         """Limit values to [lo, hi]; the gradient is zero where a value was clipped.
@@ -422,11 +434,11 @@ class Tensor:
 
     # ---- reductions ------------------------------------------------------------------------------
 
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Sum over `axis` (all axes when None), as `np.sum`."""
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Sum divided by the number of elements reduced (nan for an empty reduction, as numpy)."""
         if axis is not None:
             ops.check_axis("mean", axis, self.shape)  # before sum, so the error names mean
@@ -434,11 +446,11 @@ class Tensor:
         count = self.size // max(total.size, 1) if self.size else 0
         return total * (1 / count if count else float("nan"))
 
-    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum over `axis`; tied maxima share the gradient equally."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Minimum over `axis`, derived as -max(-x)."""
         if axis is not None:
             ops.check_axis("min", axis, self.shape)  # before the first negation records a node

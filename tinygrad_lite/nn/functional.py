@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -49,10 +50,17 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return ops.Linear.apply(x, weight) if bias is None else ops.Linear.apply(x, weight, bias)
 
 
+def check_dropout_p(op: str, p: Any) -> None:
+    """Raise unless p is a real number in [0, 1]: a TypeError for a string or None, else a ValueError."""
+    if not isinstance(p, numbers.Real):
+        raise TypeError(f"{op}: p must be a number in [0, 1], got {p!r} of type {type(p).__name__}")
+    if not 0 <= p <= 1:
+        raise ValueError(f"{op}: p must be in [0, 1], got {p}")
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: zero each value with probability p and scale the rest by 1/(1-p)."""
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    check_dropout_p("dropout", p)
     if not training or p == 0:
         return x
     dtype = x.dtype.type if x.dtype in (np.float32, np.float64) else np.float32  # int * float mask: float32

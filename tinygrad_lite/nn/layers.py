@@ -91,8 +91,7 @@ class Dropout(Module):
     """Inverted dropout: while training, zero with probability p and scale kept values by 1/(1-p)."""
 
     def __init__(self, p: float = 0.5) -> None:
-        if not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        F.check_dropout_p("Dropout", p)
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:

@@ -143,8 +143,9 @@ class Module:
                     f"load_state_dict: {name} has shape {array.shape} in the state dict, "
                     f"but the model's parameter has shape {target.shape}"
                 )
-            if not np.issubdtype(array.dtype, np.number):
-                raise StateDictError(f"load_state_dict: {name} has non-numeric dtype {array.dtype}")
+            if array.dtype.kind not in "iuf":  # complex would lose its imaginary part in the copy
+                raise StateDictError(f"load_state_dict: {name} has dtype {array.dtype}; expected real numbers "
+                                     "(integer or floating point)")
             updates.append((target, array))
         for target, array in updates:
             np.copyto(target, array, casting="unsafe")
