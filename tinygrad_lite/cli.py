@@ -204,7 +204,8 @@ def _train(args: argparse.Namespace) -> None:
     try:
         result = training.train(config)
     except training.ResumeError as error:  # raised only for the --resume file, so never hides a bug
-        raise UsageError(f"tinygrad-lite train: {error}") from None
+        message = error.describe(f"--epochs {config.epochs}") if isinstance(error, training.ResumePastEpochs) else error
+        raise UsageError(f"tinygrad-lite train: {message}") from None
     final = result.final
     accuracy = "" if final["accuracy"] != final["accuracy"] else f"  accuracy {final['accuracy']:.4f}"
     print(f"final loss {final['loss']:.4f}{accuracy}  ({final['seconds']:.1f} s, {config.epochs} epochs)")

@@ -66,6 +66,18 @@ class ResumeError(ValueError):
     """
 
 
+class ResumePastEpochs(ResumeError):
+    """The resume checkpoint has already completed more epochs than `TrainConfig.epochs` asks for."""
+
+    def __init__(self, path: str, epoch: int, epochs: int) -> None:
+        self.path, self.epoch, self.epochs = path, epoch, epochs
+        super().__init__(self.describe(f"TrainConfig.epochs={epochs}"))
+
+    def describe(self, setting: str) -> str:
+        """The message, naming the epochs setting as the caller knows it (`--epochs 5` on the command line)."""
+        return f"resume: {self.path!r} is at epoch {self.epoch}, past {setting}"
+
+
 @dataclass
 class TrainResult:
     """A finished (or resumed) run: the model, its optimizer and one metrics row per epoch."""
@@ -178,7 +190,7 @@ def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
     if differ:
         raise ResumeError(f"resume: {config.resume!r} was written with other settings: " + "; ".join(differ))
     if metadata["epoch"] > config.epochs:
-        raise ResumeError(f"resume: {config.resume!r} is at epoch {metadata['epoch']}, past --epochs {config.epochs}")
+        raise ResumePastEpochs(config.resume, metadata["epoch"], config.epochs)
     with _resume_file(config.resume):
         checkpoint.load(config.resume, result.model, result.optimizer)
     result.history.extend(metadata["history"])
