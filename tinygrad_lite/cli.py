@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive_int, default=defaults.samples, help="dataset size")
     p.add_argument("--hidden", type=_sizes, default=defaults.hidden, help="hidden sizes, e.g. 64,64")
     p.add_argument("--optimizer", choices=sorted(training.OPTIMIZERS), default=defaults.optimizer)
-    p.add_argument("--lr", type=_float, default=None, help="learning rate (default depends on the optimizer)")
+    p.add_argument("--lr", type=_float, default=None,
+                   help="learning rate (default depends on the optimizer and dataset)")
     p.add_argument("--batch-size", type=_batch_size, default=defaults.batch_size,
                    help="examples per step; 'full' for batch gradient descent, 1 for SGD")
     p.add_argument("--epochs", type=_positive_int, default=defaults.epochs)

@@ -31,6 +31,14 @@ OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
 }
 # Learning rates that train the default MLP well; plain gradient descent needs a larger step.
 DEFAULT_LR = {"sgd": 0.5, "momentum": 0.5, "rmsprop": 0.005, "adam": 0.01, "adamw": 0.01}
+# Where those diverge: blobs' inputs reach +-10 and regression's targets (with a squared error) are large, so
+# their gradients are far larger than the spiral's. These train at every batch size, full to 1.
+DATASET_LR = {("blobs", "sgd"): 0.1, ("regression", "sgd"): 0.02, ("regression", "momentum"): 0.02}
+
+
+def default_lr(dataset: str, optimizer: str) -> float:
+    """The learning rate `train` uses when `TrainConfig.lr` is None: DATASET_LR, else DEFAULT_LR."""
+    return DATASET_LR.get((dataset, optimizer), DEFAULT_LR[optimizer])
 
 
 @dataclass
@@ -132,7 +140,7 @@ def train(config: TrainConfig) -> TrainResult:
     regression = config.dataset == "regression"
     n_out = 1 if regression else int(y.max()) + 1
     model = mlp([X.shape[1], *config.hidden, n_out])
-    lr = DEFAULT_LR[config.optimizer] if config.lr is None else config.lr
+    lr = default_lr(config.dataset, config.optimizer) if config.lr is None else config.lr
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=lr, backend=config.backend)
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
     loader = data.DataLoader(X, y, batch_size=config.batch_size)
