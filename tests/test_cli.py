@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from tinygrad_lite import nn
-from tinygrad_lite.train import mlp
+from tinygrad_lite.train import DATASET_LR, DATASETS, OPTIMIZERS, TrainConfig, mlp, train
 
 ROOT = Path(__file__).parents[1]
 FINAL = re.compile(r"final loss (\d+\.\d+)(?:  accuracy (\d+\.\d+))?")
@@ -87,6 +87,30 @@ def test_regression_run_prints_loss_without_accuracy(tmp_path):
     assert match and match.group(2) is None
     rows = read_metrics(tmp_path)
     assert rows[-1]["accuracy"] == "nan" and float(rows[-1]["loss"]) < float(rows[0]["loss"])
+
+
+def _learns(config: TrainConfig) -> None:
+    """Finite losses, the last under 0.7x the first epoch's, and (classifying) accuracy well above chance."""
+    history = train(config).history
+    first, last = history[0], history[-1]
+    assert np.isfinite(last["loss"]) and last["loss"] < 0.7 * first["loss"], (config, first, last)
+    if config.dataset != "regression":
+        classes = {"spiral": 3, "blobs": 3}.get(config.dataset, 2)
+        assert last["accuracy"] > 1.5 / classes, (config, last)
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_every_dataset_and_optimizer_learns_at_the_default_lr(dataset, optimizer):
+    # SGD at lr 0.5 used to diverge on blobs (inputs up to +-10) and regression (large squared errors).
+    _learns(TrainConfig(dataset=dataset, optimizer=optimizer, samples=200, epochs=40, out=None, progress=False))
+
+
+@pytest.mark.parametrize("dataset, optimizer", sorted(DATASET_LR))
+@pytest.mark.parametrize("batch_size", [None, 1])
+def test_the_dataset_specific_default_lrs_learn_from_full_batch_to_one_example(dataset, optimizer, batch_size):
+    _learns(TrainConfig(dataset=dataset, optimizer=optimizer, samples=100, batch_size=batch_size,
+                        epochs=40 if batch_size is None else 4, out=None, progress=False))
 
 
 def test_the_default_command_reaches_95_percent(tmp_path):

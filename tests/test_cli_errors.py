@@ -123,6 +123,13 @@ def test_resume_past_the_requested_epochs(run_checkpoint, capsys):
     assert "is at epoch 2, past --epochs 1" in line
 
 
+def test_train_names_the_config_field_for_a_checkpoint_past_its_epochs(run_checkpoint):
+    config = training.TrainConfig(samples=30, hidden=(4,), epochs=1, out=None, progress=False,
+                                  resume=str(run_checkpoint))  # SMALL_TRAIN's settings
+    with pytest.raises(training.ResumeError, match=r"is at epoch 2, past TrainConfig\.epochs=1$"):
+        training.train(config)
+
+
 def test_resume_from_a_checkpoint_whose_tensors_do_not_fit_the_model(run_checkpoint, tmp_path, capsys):
     # The right settings in the metadata, but the weights of another network: only the load can tell.
     tinygrad_lite.manual_seed(0)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from tinygrad_lite import Tensor, optim
+from tinygrad_lite import train as training
+from tinygrad_lite.studies import compare as compare_module
 from tinygrad_lite.studies.batches import batch_study
 from tinygrad_lite.studies.compare import compare
 from tinygrad_lite.studies.ema import ema_series, ema_study, seasonal_series
@@ -155,3 +157,11 @@ def test_compare_reports_the_first_step_at_the_target():
     adam_steps = result.to_target()[1][2]
     assert adam_steps is not None
     assert result.curves[0].losses[0] == result.curves[1].losses[0]  # same initial network
+
+
+def test_compare_uses_the_datasets_default_lr():
+    # GD at the spiral's lr 0.5 diverged on blobs (inputs up to +-10) and never reached any target.
+    result = compare(("gd",), dataset="blobs", samples=90, hidden=(16,), epochs=10, target=0.1)
+    (_, lr, steps, _, final), = result.to_target()
+    assert lr == training.default_lr("blobs", "sgd") < compare_module.DEFAULT_LR["gd"]
+    assert steps is not None and final < 0.1

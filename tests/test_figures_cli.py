@@ -167,3 +167,19 @@ def test_the_batches_csv_writes_the_full_batch_as_the_dataset_size(tmp_path):
     assert sorted({int(r[0]) for r in rows}) == [50, 100]
     full = np.array([[float(v) for v in r[1:]] for r in rows if r[0] == "100"])
     assert list(full[:, 0]) == [0, 1, 2] and np.all(np.diff(full[:, 1]) >= 0)
+
+
+@pytest.mark.parametrize("losses, scale", [([1.0, float("nan")], "linear"), ([1.0, 0.5], "log")])
+def test_the_batches_seconds_axis_says_log_scale_only_when_it_is(tmp_path, monkeypatch, losses, scale):
+    pytest.importorskip("matplotlib")
+    from tinygrad_lite import plots
+    from tinygrad_lite.studies.batches import BatchStudy
+    from tinygrad_lite.studies.curves import Curve
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_batches(BatchStudy(8, [None], [Curve([0, 1], [0, 1], [0.0, 0.1], losses)]), str(tmp_path / "b.png"))
+    by_time = figures[0].axes[1]
+    assert by_time.get_xscale() == scale
+    assert ("(log scale)" in by_time.get_xlabel()) == (scale == "log")
+    plots.pyplot().close(figures[0])

@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive_int, default=defaults.samples, help="dataset size")
     p.add_argument("--hidden", type=_sizes, default=defaults.hidden, help="hidden sizes, e.g. 64,64")
     p.add_argument("--optimizer", choices=sorted(training.OPTIMIZERS), default=defaults.optimizer)
-    p.add_argument("--lr", type=_float, default=None, help="learning rate (default depends on the optimizer)")
+    p.add_argument("--lr", type=_float, default=None,
+                   help="learning rate (default depends on the optimizer and dataset)")
     p.add_argument("--batch-size", type=_batch_size, default=defaults.batch_size,
                    help="examples per step; 'full' for batch gradient descent, 1 for SGD")
     p.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
@@ -204,7 +205,8 @@ def _train(args: argparse.Namespace) -> None:
     try:
         result = training.train(config)
     except training.ResumeError as error:  # raised only for the --resume file, so never hides a bug
-        raise UsageError(f"tinygrad-lite train: {error}") from None
+        message = error.describe(f"--epochs {config.epochs}") if isinstance(error, training.ResumePastEpochs) else error
+        raise UsageError(f"tinygrad-lite train: {message}") from None
     final = result.final
     accuracy = "" if final["accuracy"] != final["accuracy"] else f"  accuracy {final['accuracy']:.4f}"
     print(f"final loss {final['loss']:.4f}{accuracy}  ({final['seconds']:.1f} s, {config.epochs} epochs)")
@@ -321,7 +323,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                    help="comma-separated, from gd,momentum,rmsprop,adam")
     p.add_argument("--lr", type=_learning_rates, default=None,
                    help="one rate for all, or per optimizer: adam=0.01,gd=0.5 (default "
-                        + ",".join(f"{k}={v:g}" for k, v in compare.DEFAULT_LR.items()) + ")")
+                        + ",".join(f"{k}={v:g}" for k, v in compare.DEFAULT_LR.items()) + "; gd=0.1 on blobs)")
     p.add_argument("--dataset", choices=sorted(set(training.DATASETS) - {"regression"}), default="spiral")
     p.add_argument("--samples", type=_positive_int, default=300, help="dataset size")
     p.add_argument("--hidden", type=_sizes, default=(64, 64), help="hidden sizes, e.g. 64,64")

@@ -221,9 +221,10 @@ def plot_batches(study: BatchStudy, path: str) -> None:
     by_epoch.set_ylabel("cost J over the whole dataset")
     by_epoch.set_title("per epoch: more steps per pass learn faster")
     # A log axis with no finite point cannot place its ticks: every run diverged at its first logged step.
-    if any(np.isfinite(curve.losses[1:]).any() for curve in study.curves):
+    log_time = any(np.isfinite(curve.losses[1:]).any() for curve in study.curves)
+    if log_time:
         by_time.set_xscale("log")
-    by_time.set_xlabel("training seconds (log scale)")
+    by_time.set_xlabel("training seconds" + (" (log scale)" if log_time else ""))
     by_time.set_title("per second: batch size 1 pays for no vectorisation")
     by_epoch.legend(fontsize=8)
     _save(fig, path)

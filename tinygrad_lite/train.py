@@ -31,6 +31,14 @@ OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
 }
 # Learning rates that train the default MLP well; plain gradient descent needs a larger step.
 DEFAULT_LR = {"sgd": 0.5, "momentum": 0.5, "rmsprop": 0.005, "adam": 0.01, "adamw": 0.01}
+# Where those diverge: blobs' inputs reach +-10 and regression's targets (with a squared error) are large, so
+# their gradients are far larger than the spiral's. These train at every batch size, full to 1.
+DATASET_LR = {("blobs", "sgd"): 0.1, ("regression", "sgd"): 0.02, ("regression", "momentum"): 0.02}
+
+
+def default_lr(dataset: str, optimizer: str) -> float:
+    """The learning rate `train` uses when `TrainConfig.lr` is None: DATASET_LR, else DEFAULT_LR."""
+    return DATASET_LR.get((dataset, optimizer), DEFAULT_LR[optimizer])
 
 
 @dataclass
@@ -64,6 +72,18 @@ class ResumeError(ValueError):
     not fitting the model: one type for all of these (the cause is chained), so a caller such as the CLI can
     tell a bad resume file from any other error raised while training.
     """
+
+
+class ResumePastEpochs(ResumeError):
+    """The resume checkpoint has already completed more epochs than `TrainConfig.epochs` asks for."""
+
+    def __init__(self, path: str, epoch: int, epochs: int) -> None:
+        self.path, self.epoch, self.epochs = path, epoch, epochs
+        super().__init__(self.describe(f"TrainConfig.epochs={epochs}"))
+
+    def describe(self, setting: str) -> str:
+        """The message, naming the epochs setting as the caller knows it (`--epochs 5` on the command line)."""
+        return f"resume: {self.path!r} is at epoch {self.epoch}, past {setting}"
 
 
 @dataclass
@@ -120,7 +140,7 @@ def train(config: TrainConfig) -> TrainResult:
     regression = config.dataset == "regression"
     n_out = 1 if regression else int(y.max()) + 1
     model = mlp([X.shape[1], *config.hidden, n_out])
-    lr = DEFAULT_LR[config.optimizer] if config.lr is None else config.lr
+    lr = default_lr(config.dataset, config.optimizer) if config.lr is None else config.lr
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=lr, backend=config.backend)
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
     loader = data.DataLoader(X, y, batch_size=config.batch_size)
@@ -178,7 +198,7 @@ def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
     if differ:
         raise ResumeError(f"resume: {config.resume!r} was written with other settings: " + "; ".join(differ))
     if metadata["epoch"] > config.epochs:
-        raise ResumeError(f"resume: {config.resume!r} is at epoch {metadata['epoch']}, past --epochs {config.epochs}")
+        raise ResumePastEpochs(config.resume, metadata["epoch"], config.epochs)
     with _resume_file(config.resume):
         checkpoint.load(config.resume, result.model, result.optimizer)
     result.history.extend(metadata["history"])

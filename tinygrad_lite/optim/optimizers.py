@@ -18,6 +18,9 @@ class SGD(Optimizer):
 
     With the whole dataset as one batch this is the article's (batch) gradient descent; with
     batch_size=1 it is stochastic gradient descent. The first momentum step sets buf = dW, as in PyTorch.
+    Unlike PyTorch, that first step is the parameter's first step: raising a group's momentum from 0 later
+    starts from buf = 0, i.e. buf = (1-dampening)*dW, which is PyTorch's buf = dW only when dampening = 0.
+    lr defaults to 0.01 (PyTorch's SGD: 0.001).
     """
 
     rule = "sgd"

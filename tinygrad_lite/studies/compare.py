@@ -11,6 +11,7 @@ from tinygrad_lite.studies.race import RACE_OPTIMIZERS
 from tinygrad_lite.studies.records import write_csv
 
 # The train command's learning rates ("gd" is its "sgd"); the article's Momentum averages dW, so it takes GD's lr.
+# These are the default dataset's; `compare` takes `train.default_lr` of the dataset it runs on.
 DEFAULT_LR = {name: training.DEFAULT_LR["sgd" if name == "gd" else name] for name in RACE_OPTIMIZERS}
 
 
@@ -57,7 +58,8 @@ def compare(optimizers: tuple[str, ...] = tuple(DEFAULT_LR), lr: dict[str, float
     if dataset not in training.DATASETS or dataset == "regression":
         raise ValueError(f"compare: unknown or non-classification dataset {dataset!r}, expected one of "
                          f"{sorted(set(training.DATASETS) - {'regression'})}")
-    rates = {**DEFAULT_LR, **(lr or {})}
+    rates = {**{name: training.default_lr(dataset, "sgd" if name == "gd" else name) for name in RACE_OPTIMIZERS},
+             **(lr or {})}
     X, y = training.DATASETS[dataset](samples, seed=seed)
     sizes_of = [X.shape[1], *hidden, int(y.max()) + 1]
     warm_up(training.mlp(sizes_of), X, y)
