@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from tinygrad_lite import Tensor, data, is_grad_enabled, manual_seed, nn, no_grad
+import tinygrad_lite
+from tinygrad_lite import Tensor, data, enable_grad, is_grad_enabled, manual_seed, nn, no_grad
 
 
 def leaf(value) -> Tensor:
@@ -69,6 +70,83 @@ def test_no_grad_records_nothing_and_restores_the_mode():
         raise KeyError
     assert is_grad_enabled()
     assert (x * 2).requires_grad
+
+
+def _grad_modes(lib) -> list:
+    """The grad mode seen at each point of a script of nested blocks, decorators and a generator, under `lib`."""
+    seen = []
+
+    def on():
+        seen.append(lib.is_grad_enabled())
+        return seen[-1]
+
+    @lib.enable_grad
+    def bare():
+        return on()
+
+    @lib.no_grad()
+    def called():
+        return on()
+
+    @lib.enable_grad()
+    def gen():
+        on()
+        sent = yield "first"
+        seen.append(sent)
+        on()
+        try:
+            yield "second"
+        except KeyError:
+            on()
+        return "done"
+
+    with lib.no_grad():
+        on()
+        with lib.enable_grad():
+            on()
+            with lib.no_grad():
+                on()
+            on()
+        on()
+        try:
+            with lib.enable_grad():
+                raise KeyError
+        except KeyError:
+            on()
+        bare()
+        on()
+        g = gen()
+        seen.append(next(g))
+        on()  # the caller's mode is back at every yield
+        seen.append(g.send("sent"))
+        on()
+        try:
+            g.throw(KeyError())
+        except StopIteration as stop:
+            seen.append(stop.value)
+        on()
+    called()
+    on()
+    return seen
+
+
+EXPECTED_GRAD_MODES = [False, True, False, True, False, False, True, False, True, "first", False, "sent", True,
+                       "second", False, True, "done", False, False, True]
+
+
+def test_enable_grad_nests_decorates_and_restores_as_in_torch():
+    assert _grad_modes(tinygrad_lite) == EXPECTED_GRAD_MODES
+    torch = pytest.importorskip("torch")
+    assert _grad_modes(torch) == EXPECTED_GRAD_MODES
+
+
+def test_enable_grad_records_a_graph_inside_no_grad():
+    x = leaf([1.0, 2.0])
+    with no_grad(), enable_grad():
+        y = (x * 3.0).sum()
+    assert y.requires_grad
+    y.backward()
+    np.testing.assert_allclose(x.grad, [3.0, 3.0])
 
 
 def test_second_backward_through_a_freed_graph_raises():

@@ -12,7 +12,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from tinygrad_lite import Tensor, data, manual_seed, nn, optim
+from tinygrad_lite import Tensor, data, manual_seed, nn, no_grad, optim
 
 
 def _backend_params():
@@ -278,6 +278,48 @@ def test_hundred_steps_match_torch_optim(name, seed, backend):
         reference.step()
     for p, r in zip(ours, theirs):
         np.testing.assert_allclose(p.data, r.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["sgd", "momentum", "rmsprop", "adam", "adamw"])
+def test_step_with_a_closure_inside_no_grad_matches_a_plain_loop_and_torch(name, backend):
+    """PyTorch runs the closure under enable_grad(), so its backward() works when step() is inside no_grad()."""
+    ours_class, ours_kwargs, torch_name, torch_kwargs = _torch_pairs(np.random.default_rng(0))[name]
+    closure_p, plain_p = (Tensor(START.copy(), requires_grad=True) for _ in range(2))
+    with_closure, plain = (ours_class([p], **ours_kwargs, backend=backend) for p in (closure_p, plain_p))
+
+    def closure():
+        with_closure.zero_grad()
+        loss = quadratic(closure_p)
+        loss.backward()
+        return loss
+
+    losses = []
+    for _ in range(5):
+        with no_grad():
+            losses.append(with_closure.step(closure).item())
+        plain.zero_grad()
+        expected_loss = quadratic(plain_p)
+        expected_loss.backward()
+        plain.step()
+        assert losses[-1] == expected_loss.item()
+    np.testing.assert_array_equal(closure_p.data, plain_p.data)
+
+    torch = pytest.importorskip("torch")
+    theirs = torch.tensor(START.copy(), requires_grad=True)
+    reference = getattr(torch.optim, torch_name)([theirs], **torch_kwargs)
+
+    def torch_closure():
+        reference.zero_grad()
+        diff = theirs - torch.tensor(TARGET)
+        loss = 0.5 * (torch.tensor(CURVATURE) * diff * diff).sum()
+        loss.backward()
+        return loss
+
+    with torch.no_grad():
+        torch_losses = [reference.step(torch_closure).item() for _ in range(5)]
+    np.testing.assert_allclose(losses, torch_losses, rtol=1e-12)
+    np.testing.assert_allclose(closure_p.data, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 # ---- hyperparameter checks ---------------------------------------------------------------------

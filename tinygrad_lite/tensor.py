@@ -8,9 +8,10 @@ The primitive ops live in `ops.py`; this file holds only the machinery.
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import inspect
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,19 +24,76 @@ _backward_observer: Callable[[Tensor, Function, np.ndarray, tuple], None] | None
 _creation_observer: Callable[[Tensor, Function], None] | None = None
 
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+class _GradMode:
+    """Sets whether ops record a graph inside a block; a context manager and a decorator, as in PyTorch.
+
+    `with no_grad():`, `@no_grad()` and `@no_grad` all work; a decorated generator runs each resumption
+    in the mode and gives the caller's mode back at every `yield`.
+    """
+
+    enabled: bool
+
+    def __new__(cls, func: Callable | None = None) -> Any:
+        if func is None:
+            return super().__new__(cls)
+        return cls()(func)  # used as a decorator without parentheses
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous, _grad_enabled = _grad_enabled, self.enabled
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+    def __call__(self, func: Callable) -> Callable:
+        mode = type(self)  # a fresh instance per call, so recursive calls do not share _previous
+        if inspect.isgeneratorfunction(func):
+            @functools.wraps(func)
+            def generator(*args: Any, **kwargs: Any) -> Any:
+                gen = func(*args, **kwargs)
+                resume, argument = gen.send, None  # send(None) is the first next()
+                while True:
+                    try:
+                        with mode():
+                            value = resume(argument)
+                    except StopIteration as stop:
+                        return stop.value
+                    try:
+                        argument, resume = (yield value), gen.send
+                    except GeneratorExit:
+                        with mode():
+                            gen.close()
+                        raise
+                    except BaseException as error:
+                        argument, resume = error, gen.throw
+            return generator
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with mode():
+                return func(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):  # a lower-case class, as torch.no_grad is
     """Run the block without recording a graph, like `torch.no_grad()`."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Record a graph again inside a `no_grad()` block, like `torch.enable_grad()`.
+
+    `Optimizer.step(closure)` runs the closure under it, as PyTorch does, so the closure's `backward()`
+    works even when `step` is called inside `no_grad()`.
+    """
+
+    enabled = True
 
 
 def is_grad_enabled() -> bool:
-    """True unless inside `no_grad()`."""
+    """True unless inside `no_grad()` (and not inside an `enable_grad()` within it)."""
     return _grad_enabled
 
 

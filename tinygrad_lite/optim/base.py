@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lite.tensor import Tensor, _FlatLink
+from tinygrad_lite.tensor import Tensor, _FlatLink, enable_grad
 
 BACKENDS = ("numpy", "numba")
 DEFAULT_BACKEND = "numba"
@@ -254,10 +254,18 @@ class Optimizer:
         raise NotImplementedError
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Update every parameter that has a grad, using its group's hyperparameters."""
+        """Update every parameter that has a grad, using its group's hyperparameters.
+
+        `closure` (re-evaluate the model, call backward, return the loss) runs first, under `enable_grad()`
+        as in PyTorch, so it works even when `step` is called inside `no_grad()`; `step` returns its loss.
+        A subclass that overrides `step` should run its closure the same way.
+        """
         if not self.rule:
             raise NotImplementedError(f"{type(self).__name__} names no update rule: set `rule` or override step()")
-        loss = closure() if closure is not None else None
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         for chunks in self._chunks:  # all of them first, so a misfit raises before any parameter moves
             for chunk in chunks:
                 if chunk.link.stale:
