@@ -120,6 +120,17 @@ def test_special_values_match_the_reference_division(rule, eps, path):
         np.testing.assert_allclose(a[finite], b[finite], rtol=1e-6, atol=1e-6)  # float32 rounding of the update
 
 
+def test_the_reciprocal_estimate_needs_a_normal_float32_eps():
+    """eps = 0 (allowed, as in PyTorch) and denormal eps divide exactly: 1/x of a denominator near 0 may overflow."""
+    tiny = float(np.finfo(np.float32).tiny)
+    assert kernels._estimate(tiny, 1000) and kernels._estimate(1e-8, 1000)
+    for eps in (0.0, 1e-39, float(np.nextafter(np.float32(tiny), np.float32(0)))):
+        assert not kernels._estimate(eps, 1000)
+        assert kernels._rmsprop_scalars(1000, 0.01, 0.9, eps, 0.0)[-1] is False
+        assert kernels._adam_scalars(1000, 1e-3, 0.9, 0.999, eps, 0.0, 0.1, 0.001)[-1] is False
+        assert kernels._adamw_scalars(1000, 1e-3, 0.9, 0.999, eps, 0.01, 0.1, 0.001)[-1] is False
+
+
 def test_sgd_without_momentum_needs_no_buffer():
     param, grad = np.ones(4), np.full(4, 2.0)
     kernels.sgd(param, grad, None, lr=0.25, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,

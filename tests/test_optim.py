@@ -322,6 +322,36 @@ def test_step_with_a_closure_inside_no_grad_matches_a_plain_loop_and_torch(name,
     np.testing.assert_allclose(closure_p.data, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["rmsprop", "adam", "adamw"])
+def test_eps_zero_is_allowed_and_gives_nan_on_a_zero_grad_as_torch(name, dtype, backend):
+    """PyTorch checks only eps >= 0; with eps = 0 a zero grad divides 0 by sqrt(0) = 0 and the parameter is nan."""
+    ours_class, ours_kwargs, torch_name, torch_kwargs = _torch_pairs(np.random.default_rng(1))[name]
+    # No L2 weight decay, which would make the zero grads nonzero (AdamW's decoupled decay keeps them zero).
+    decay = {"eps": 0.0, "weight_decay": 0.0} if name != "adamw" else {"eps": 0.0}
+    ours_kwargs, torch_kwargs = {**ours_kwargs, **decay}, {**torch_kwargs, **decay}
+    grads = [np.array([0.5, 0.0, -2.0, 0.0], dtype), np.array([0.25, 1e-3, -1.0, 0.0], dtype)]
+    p = Tensor(START.astype(dtype), requires_grad=True)
+    opt = ours_class([p], **ours_kwargs, backend=backend)
+    with np.errstate(invalid="ignore"):
+        for grad in grads:
+            p.grad = grad.copy()
+            opt.step()
+    # Entry 1 had a zero grad on the first step: 0/0. Entry 3 never had a nonzero grad. Both are nan.
+    np.testing.assert_array_equal(np.isnan(p.data), [False, True, False, True])
+    assert p.data.dtype == dtype
+
+    torch = pytest.importorskip("torch")
+    theirs = torch.tensor(START.astype(dtype), requires_grad=True)
+    reference = getattr(torch.optim, torch_name)([theirs], **torch_kwargs)
+    for grad in grads:
+        theirs.grad = torch.tensor(grad.copy())
+        reference.step()
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(p.data, theirs.detach().numpy(), rtol=rtol, atol=0)  # nan where torch has nan
+
+
 # ---- hyperparameter checks ---------------------------------------------------------------------
 
 INVALID = [
@@ -334,13 +364,14 @@ INVALID = [
     (optim.Momentum, dict(lr=0.1, beta=1.0), "beta"),
     (optim.Momentum, dict(lr=0.1, beta=-0.1), "beta"),
     (optim.RMSProp, dict(beta=1.5), "beta"),
-    (optim.RMSProp, dict(eps=0.0), "eps"),
+    (optim.RMSProp, dict(eps=float("nan")), "eps"),
     (optim.RMSProp, dict(eps=-1e-8), "eps"),
     (optim.Adam, dict(lr=-1e-3), "lr"),
     (optim.Adam, dict(betas=(1.0, 0.999)), "betas"),
     (optim.Adam, dict(betas=(0.9, 1.0)), "betas"),
     (optim.Adam, dict(betas=(-0.1, 0.999)), "betas"),
-    (optim.Adam, dict(eps=0.0), "eps"),
+    (optim.Adam, dict(eps=-1e-8), "eps"),
+    (optim.AdamW, dict(eps=-1e-8), "eps"),
     (optim.AdamW, dict(betas=(0.9, 1.2)), "betas"),
     (optim.AdamW, dict(weight_decay=-0.01), "weight_decay"),
 ]

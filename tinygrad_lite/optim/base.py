@@ -178,8 +178,8 @@ class Optimizer:
             raise ValueError(f"{name}: invalid betas={betas!r}, expected a pair of numbers such as (0.9, 0.999)")
         if "lr" in hyper and not hyper["lr"] >= 0:
             raise ValueError(f"{name}: invalid learning rate lr={hyper['lr']}, expected lr >= 0")
-        if "eps" in hyper and not hyper["eps"] > 0:
-            raise ValueError(f"{name}: invalid eps={hyper['eps']}, expected eps > 0")
+        if "eps" in hyper and not hyper["eps"] >= 0:  # as PyTorch: eps = 0 is allowed, 0/0 = nan on a zero grad
+            raise ValueError(f"{name}: invalid eps={hyper['eps']}, expected eps >= 0")
         if "weight_decay" in hyper and not hyper["weight_decay"] >= 0:
             raise ValueError(f"{name}: invalid weight_decay={hyper['weight_decay']}, expected >= 0")
         for key in ("beta", "momentum", "dampening"):
