@@ -78,6 +78,18 @@ def test_round_trip_restores_model_optimizer_generator_and_metadata(tmp_path):
     np.testing.assert_array_equal(generator().random(4), expected_draw)
 
 
+def test_round_trip_keeps_the_optimizers_param_names_as_a_list(tmp_path):
+    model, opt = _trained()
+    named = optim.Adam(model.named_parameters(), lr=0.05)
+    named.load_state_dict(opt.state_dict())
+    checkpoint.save(tmp_path / "c.safetensors", model, named)
+    fresh = _model(seed=5)
+    fresh_opt = optim.Adam(fresh.parameters(), lr=0.5)  # unnamed: takes the saved names, as PyTorch
+    checkpoint.load(tmp_path / "c.safetensors", fresh, fresh_opt)
+    assert fresh_opt.param_groups[0]["param_names"] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert _snapshot(fresh, fresh_opt) == _snapshot(model, named)
+
+
 def test_file_layout_names_and_header(tmp_path):
     model, opt = _trained(optim.RMSProp)
     path = tmp_path / "c.safetensors"

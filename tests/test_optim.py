@@ -429,6 +429,75 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", OPTIMIZERS)
+def test_named_parameters_train_as_the_parameters_and_keep_their_names(name, backend):
+    named_model, batches = _model_and_batches()
+    plain_model, _ = _model_and_batches()
+    named = OPTIMIZERS[name](named_model.named_parameters(), backend)
+    plain = OPTIMIZERS[name](plain_model.parameters(), backend)
+    _train(named_model, named, batches, 4)
+    _train(plain_model, plain, batches, 4)
+    for (key, a), b in zip(named_model.named_parameters(), plain_model.parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=key)
+    names = ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert named.param_groups[0]["param_names"] == names and "param_names" not in plain.param_groups[0]
+    snapshot = named.state_dict()
+    assert snapshot["param_groups"][0]["param_names"] == names and sorted(snapshot["state"]) == [0, 1, 2, 3]
+    snapshot["param_groups"][0]["param_names"].append("extra")  # a copy, like the state arrays
+    assert named.param_groups[0]["param_names"] == names
+    plain_snapshot = plain.state_dict()
+    for index, entry in plain_snapshot["state"].items():  # the names change no state
+        for key, value in entry.items():
+            np.testing.assert_array_equal(snapshot["state"][index][key], value)
+
+
+def _names_after_loads(lib, model, optimizer_class) -> list:
+    """param_names after each of: building from named_parameters, loading an unnamed state dict, loading a
+    renamed one, and loading a named state dict into an unnamed optimizer."""
+    named = optimizer_class(model.named_parameters(), lr=0.1)
+    seen = [named.param_groups[0].get("param_names")]
+    named.load_state_dict(optimizer_class(model.parameters(), lr=0.2).state_dict())
+    seen.append(named.param_groups[0].get("param_names"))
+    renamed = optimizer_class([(f"p{i}", p) for i, p in enumerate(model.parameters())], lr=0.3).state_dict()
+    named.load_state_dict(renamed)
+    seen.append(named.param_groups[0].get("param_names"))
+    plain = optimizer_class(model.parameters(), lr=0.1)
+    plain.load_state_dict(renamed)
+    seen.append(plain.param_groups[0].get("param_names"))
+    seen.append(plain.state_dict()["param_groups"][0].get("param_names"))
+    return seen
+
+
+def test_param_names_load_and_mix_as_in_torch():
+    model, _ = _model_and_batches()
+    expected = [["0.weight", "0.bias", "2.weight", "2.bias"]] * 2 + [["p0", "p1", "p2", "p3"]] * 3
+    assert _names_after_loads(optim, model, optim.Adam) == expected
+    weight, bias = model[0].weight, model[0].bias
+    mixes = [lambda lib, w, b: lib.SGD([("w", w), b], lr=0.1),
+             lambda lib, w, b: lib.SGD([{"params": [("w", w)]}, {"params": [b]}], lr=0.1)]
+    for mix in mixes:
+        with pytest.raises(ValueError, match="SGD: .*name"):
+            mix(optim, weight, bias)
+    opt = optim.SGD([("w", weight)], lr=0.1)
+    with pytest.raises(ValueError, match="param group 1 is unnamed but group 0 is not"):
+        opt.add_param_group({"params": [bias]})
+    opt.add_param_group({"params": [("b", bias)], "lr": 0.5})
+    assert [g["param_names"] for g in opt.param_groups] == [["w"], ["b"]]
+    with pytest.raises(ValueError, match=r"parameter 0 \('x'\) of shape \(2,\) does not require grad"):
+        optim.SGD([("x", Tensor(np.zeros(2)))], lr=0.1)
+    with pytest.raises(TypeError, match="name of parameter 0 must be a str"):
+        optim.SGD([(0, weight)], lr=0.1)
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    reference = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    assert _names_after_loads(torch.optim, reference, torch.optim.Adam) == expected
+    for mix in mixes:
+        with pytest.raises(ValueError, match="name"):
+            mix(torch.optim, reference[0].weight, reference[0].bias)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", OPTIMIZERS)
 def test_state_dict_is_an_independent_snapshot(name, backend):
     model, batches = _model_and_batches()
     opt = OPTIMIZERS[name](model.parameters(), backend)

@@ -143,6 +143,10 @@ class Optimizer:
                  skip_nonfinite: bool = False, **hyperparameters: Any) -> None:
         """`defaults` may be a dict, as PyTorch passes it, or keywords: `Optimizer(params, lr=0.1)`.
 
+        `params` is tensors, (name, tensor) pairs such as `model.named_parameters()`, or param group dicts
+        whose "params" are either. As in PyTorch, names go into the group's "param_names" list (and so into
+        `state_dict()`); they label parameters in error messages and change nothing else. Names must be
+        strings (PyTorch takes any value).
         A subclass either names a `rule` of functional.py/kernels.py or overrides `step()` itself.
         """
         defaults = {**(defaults or {}), **hyperparameters}
@@ -163,6 +167,7 @@ class Optimizer:
         self._validate(defaults)
         seen: set[int] = set()
         checked = [self._checked_group(group, seen) for group in groups]  # every group before any buffer
+        self._check_naming(checked)
         self._lay_out(checked)
 
     # ---- construction --------------------------------------------------------------------------
@@ -194,7 +199,17 @@ class Optimizer:
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Add parameters with their own hyperparameters (missing ones come from the defaults)."""
         held = {id(p) for g in self.param_groups for p in g["params"]}
-        self._lay_out([self._checked_group(group, held)])
+        checked = self._checked_group(group, held)
+        self._check_naming([*self.param_groups, checked])
+        self._lay_out([checked])
+
+    def _check_naming(self, groups: list[dict[str, Any]]) -> None:
+        """Either every group has "param_names" or none has, as PyTorch requires."""
+        named = ["param_names" in group for group in groups]
+        if any(named) and not all(named):
+            raise ValueError(f"{type(self).__name__}: param group {named.index(not named[0])} is "
+                             f"{'named' if not named[0] else 'unnamed'} but group 0 is not; pass (name, tensor) "
+                             "pairs to every group or to none")
 
     def _checked_group(self, group: Any, seen: set[int]) -> dict[str, Any]:
         """`group` with its params as a list and the defaults filled in, after every check; changes nothing.
@@ -211,27 +226,55 @@ class Optimizer:
         params = [params] if isinstance(params, Tensor) else list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: a param group has an empty parameter list")
+        names, params = self._named(group, params)
         for i, p in enumerate(params):
+            label = f"parameter {i}" + ("" if names is None else f" ({names[i]!r})")
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__}: params must be Tensors, got {type(p).__name__} at index {i}")
             if not p.requires_grad:
-                raise ValueError(f"{type(self).__name__}: parameter {i} of shape {p.shape} does not require grad")
+                raise ValueError(f"{type(self).__name__}: {label} of shape {p.shape} does not require grad")
             if not p.is_leaf:
-                raise ValueError(f"{type(self).__name__}: parameter {i} is not a leaf tensor (detach it first)")
+                raise ValueError(f"{type(self).__name__}: {label} is not a leaf tensor (detach it first)")
             if p.dtype not in (np.float32, np.float64):
-                raise ValueError(f"{type(self).__name__}: parameter {i} has dtype {p.dtype}, "
-                                 "expected float32 or float64")
+                raise ValueError(f"{type(self).__name__}: {label} has dtype {p.dtype}, expected float32 or float64")
             if id(p) in seen:
-                raise ValueError(f"{type(self).__name__}: parameter {i} of shape {p.shape} appears twice; "
+                raise ValueError(f"{type(self).__name__}: {label} of shape {p.shape} appears twice; "
                                  "a tensor may be in only one param group, once")
             seen.add(id(p))
-        unknown = set(group) - set(self.defaults) - {"params"}
+        unknown = set(group) - set(self.defaults) - {"params", "param_names"}
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)} in param group, "
                              f"expected some of {sorted(self.defaults)}")
         full = {**self.defaults, **group, "params": params}
+        if names is not None:
+            full["param_names"] = names
         self._validate(full)
         return full
+
+    def _named(self, group: dict[str, Any], params: list[Any]) -> tuple[list[str] | None, list[Any]]:
+        """(the parameters' names or None, the parameters without their names).
+
+        Names come from (name, tensor) pairs, else from the group's "param_names" entry (another
+        optimizer's param_groups or a state dict have one); pairs win, as in PyTorch.
+        """
+        where = f"{type(self).__name__}: "
+        if any(isinstance(p, tuple) for p in params):
+            paired = [isinstance(p, tuple) and len(p) == 2 for p in params]
+            if not all(paired):
+                raise ValueError(f"{where}params mixes (name, tensor) pairs with other values (index "
+                                 f"{paired.index(False)}); name every parameter of a group or none")
+            names, params = [name for name, _ in params], [p for _, p in params]
+        elif "param_names" in group:
+            names = group["param_names"]
+            if not isinstance(names, (list, tuple)) or len(names) != len(params):
+                raise ValueError(f"{where}param_names must be a list of {len(params)} names, one per parameter, "
+                                 f"got {names!r}")
+        else:
+            return None, params
+        for i, name in enumerate(names):
+            if not isinstance(name, str):
+                raise TypeError(f"{where}the name of parameter {i} must be a str, got {type(name).__name__} {name!r}")
+        return list(names), params
 
     def _lay_out(self, groups: list[dict[str, Any]]) -> None:
         """Give each checked group one flat chunk per dtype; parameters move only once every chunk exists."""
@@ -336,7 +379,8 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """A snapshot: {'state': {index: {'step', arrays...}}, 'param_groups': [...], 'skipped_steps': n}.
 
-        As PyTorch's, with parameters numbered across groups; parameters never stepped are left out.
+        As PyTorch's, with parameters numbered across groups; parameters never stepped are left out, and
+        a group built from (name, tensor) pairs keeps its "param_names" (state is still keyed by number).
         `skipped_steps` counts the steps `skip_nonfinite=True` refused (PyTorch has no such entry).
         """
         state = {}
@@ -349,13 +393,17 @@ class Optimizer:
         groups, start = [], 0
         for group in self.param_groups:
             n = len(group["params"])
-            hyper = {k: v for k, v in group.items() if k != "params"}
+            hyper = {k: list(v) if k == "param_names" else v for k, v in group.items() if k != "params"}
             groups.append({**hyper, "params": list(range(start, start + n))})
             start += n
         return {"state": state, "param_groups": groups, "skipped_steps": self.skipped_steps}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a `state_dict()`; everything is checked before anything changes."""
+        """Restore a `state_dict()`; everything is checked before anything changes.
+
+        Parameters are matched by position, never by name (as in PyTorch); saved "param_names" replace a
+        group's names, and a group saved without names keeps its own.
+        """
         name = type(self).__name__
         try:
             saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
@@ -368,9 +416,11 @@ class Optimizer:
             if len(saved.get("params", ())) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: param group {i} has {len(saved.get('params', ()))} "
                                  f"parameters in the state dict, {len(group['params'])} here")
-            unknown = set(saved) - set(group)
+            unknown = set(saved) - set(group) - {"param_names"}
             if unknown:
                 raise ValueError(f"{name}.load_state_dict: param group {i} has unknown keys {sorted(unknown)}")
+            if "param_names" in saved:
+                self._named(saved, group["params"])  # checks the names only
             self._validate(saved)
         skipped = state_dict.get("skipped_steps", self.skipped_steps)
         if isinstance(skipped, bool) or not isinstance(skipped, (int, np.integer)) or skipped < 0:
@@ -399,7 +449,8 @@ class Optimizer:
                                      "expected real numbers")
             updates.append((chunk, i, int(step), entry))
         for group, saved in zip(self.param_groups, saved_groups):
-            group.update({k: v for k, v in saved.items() if k != "params"})
+            # Lists again: a checkpoint's JSON turns the names into a tuple.
+            group.update({k: list(v) if k == "param_names" else v for k, v in saved.items() if k != "params"})
         chunks = {id(chunk): chunk for chunk, _ in places}
         steps = {key: [0] * len(chunk.params) for key, chunk in chunks.items()}
         for chunk in chunks.values():  # parameters absent from the saved state start fresh, as in PyTorch
@@ -416,6 +467,6 @@ class Optimizer:
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} (backend={self.backend!r})"]
         for i, group in enumerate(self.param_groups):
-            hyper = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
+            hyper = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("params", "param_names"))
             lines.append(f"  group {i}: {len(group['params'])} params, {hyper}")
         return "\n".join(lines)
