@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from tinygrad_lite import nn
+from tinygrad_lite import Tensor, nn, no_grad
 from tinygrad_lite.train import DATASET_LR, DATASETS, OPTIMIZERS, TrainConfig, mlp, train
 
 ROOT = Path(__file__).parents[1]
@@ -87,6 +87,19 @@ def test_regression_run_prints_loss_without_accuracy(tmp_path):
     assert match and match.group(2) is None
     rows = read_metrics(tmp_path)
     assert rows[-1]["accuracy"] == "nan" and float(rows[-1]["loss"]) < float(rows[0]["loss"])
+
+
+@pytest.mark.parametrize("dataset", ["spiral", "regression"])
+def test_the_epoch_loss_is_the_mean_over_examples_not_over_batches(dataset):
+    """With lr = 0 nothing moves, so the epoch's loss must be J over the whole dataset, short last batch or not."""
+    result = train(TrainConfig(dataset=dataset, samples=300, batch_size=64, epochs=1, lr=0.0, out=None,
+                               progress=False))  # batches of 64, 64, 64, 64 and 44
+    X, y = DATASETS[dataset](300, seed=0)
+    with no_grad():
+        output = result.model(Tensor(X))
+        losses = ((output.data - y) ** 2).ravel() if dataset == "regression" else \
+            -nn.functional.log_softmax(output, axis=1).data[np.arange(len(y)), y]
+    assert result.final["loss"] == pytest.approx(float(np.mean(losses, dtype=np.float64)), rel=1e-6)
 
 
 def _learns(config: TrainConfig) -> None:

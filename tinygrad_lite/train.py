@@ -122,6 +122,8 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, regression: bool) -
 def train(config: TrainConfig) -> TrainResult:
     """Train per `config`; writes metrics.csv and checkpoint.safetensors into `config.out` when it is set.
 
+    Each epoch's "loss" is the mean per-example loss over the epoch's training batches, each taken
+    before its step (a plain mean of the batch means would overweight a short last batch).
     Shuffling draws from the global generator seeded with `config.seed`, and checkpoints store that
     generator's state, so a run resumed from a checkpoint continues bit for bit like one never stopped.
     """
@@ -159,19 +161,21 @@ def train(config: TrainConfig) -> TrainResult:
         epochs = bar
     start = time.perf_counter()
     for epoch in epochs:
-        running_loss, batches = 0.0, 0
+        loss_sum, examples = 0.0, 0
         for xb, yb in loader:
             loss = loss_fn(model(Tensor(xb)), yb)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            running_loss += loss.item()  # .item(), never the tensor: keeping it would keep its graph
-            batches += 1
+            # The batch's mean times its size: the epoch's loss is then the mean over its examples (the
+            # article's J), so a short last batch counts for its examples, not as much as a full batch.
+            loss_sum += loss.item() * len(xb)  # .item(), never the tensor: keeping it would keep its graph
+            examples += len(xb)
         _, accuracy = evaluate(model, X, y, regression)
-        result.history.append({"epoch": epoch, "loss": running_loss / batches, "accuracy": accuracy,
+        result.history.append({"epoch": epoch, "loss": loss_sum / examples, "accuracy": accuracy,
                                "seconds": seconds_before + time.perf_counter() - start})
         if bar is not None:
-            bar.set_postfix(loss=f"{running_loss / batches:.4f}", refresh=False)
+            bar.set_postfix(loss=f"{loss_sum / examples:.4f}", refresh=False)
         if config.out and config.save_every and epoch % config.save_every == 0 and epoch < config.epochs:
             save_run(result, config.out, settings)
     if bar is not None:
