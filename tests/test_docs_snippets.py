@@ -86,3 +86,13 @@ def test_the_anomaly_snippet_in_the_reliability_guide_raises_as_its_comment_says
     assert ("detect_anomaly: backward of sqrt returned inf in the gradient for input 0 (shape (4, 1)) from a finite "
             "incoming gradient; all its inputs were finite; created at "
             f"{demo}:9 in <module>: loss = model(x).sqrt().sum()") == str(error.value)
+
+
+def test_the_readme_names_every_option_of_the_train_command():
+    from tinygrad_lite.cli import build_parser
+
+    commands = next(action for action in build_parser()._actions if action.dest == "command")
+    options = {flag for action in commands.choices["train"]._actions for flag in action.option_strings
+               if flag.startswith("--") and flag != "--help"}
+    readme = (ROOT / "README.md").read_text()
+    assert options and not {flag for flag in options if f"`{flag}" not in readme}
