@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from tinygrad_lite import plots
 from tinygrad_lite import train as training
+from tinygrad_lite.optim.base import DEFAULT_BACKEND
 from tinygrad_lite.studies import batches, compare, ema, race
 from tinygrad_lite.surfaces import SURFACES
 
@@ -166,18 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = training.TrainConfig()
     p = commands.add_parser("train", help="train an MLP on a toy dataset (the main job)")
-    p.add_argument("--dataset", choices=sorted(training.DATASETS), default=defaults.dataset)
-    p.add_argument("--samples", type=_positive_int, default=defaults.samples, help="dataset size")
-    p.add_argument("--hidden", type=_sizes, default=defaults.hidden, help="hidden sizes, e.g. 64,64")
-    p.add_argument("--optimizer", choices=sorted(training.OPTIMIZERS), default=defaults.optimizer)
+    p.add_argument("--dataset", choices=sorted(training.DATASETS), default=defaults.dataset,
+                   help="default %(default)s")
+    p.add_argument("--samples", type=_positive_int, default=defaults.samples, help="dataset size (default %(default)s)")
+    p.add_argument("--hidden", type=_sizes, default=defaults.hidden,
+                   help="hidden sizes (default " + ",".join(map(str, defaults.hidden)) + ")")
+    p.add_argument("--optimizer", choices=sorted(training.OPTIMIZERS), default=defaults.optimizer,
+                   help="default %(default)s")
     p.add_argument("--lr", type=_float, default=None,
                    help="learning rate (default depends on the optimizer and dataset)")
     p.add_argument("--batch-size", type=_batch_size, default=defaults.batch_size,
-                   help="examples per step; 'full' for batch gradient descent, 1 for SGD")
-    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
-    p.add_argument("--seed", type=_seed, default=defaults.seed)
-    p.add_argument("--backend", choices=["numpy", "numba"], default=None, help="optimizer backend")
-    p.add_argument("--out", default=defaults.out, help="folder for metrics.csv and checkpoint.safetensors")
+                   help="examples per step; 'full' for batch gradient descent, 1 for SGD (default %(default)s)")
+    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs,
+                   help="passes over the dataset (default %(default)s)")
+    p.add_argument("--seed", type=_seed, default=defaults.seed,
+                   help="seeds the dataset, the initial weights and the shuffling (default %(default)s)")
+    p.add_argument("--backend", choices=["numpy", "numba"], default=None,
+                   help=f"optimizer backend (default {DEFAULT_BACKEND})")
+    p.add_argument("--out", default=defaults.out,
+                   help="folder for metrics.csv and checkpoint.safetensors (default %(default)s)")
     p.add_argument("--save-every", type=_positive_int, default=None, metavar="N",
                    help="also write the checkpoint every N epochs (it is always written at the end)")
     p.add_argument("--resume", default=None, metavar="PATH",
