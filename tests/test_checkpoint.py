@@ -216,6 +216,20 @@ def test_save_leaves_a_locked_temporary_file_whose_pid_means_nothing_here(tmp_pa
     assert os.listdir(tmp_path) == ["c.safetensors"]
 
 
+def test_save_works_on_a_file_system_without_flock(tmp_path, monkeypatch):
+    if not checkpoint._CAN_CHECK_PIDS:
+        pytest.skip("flock is POSIX only")
+
+    def no_flock(fd, operation):
+        raise OSError(38, "Function not implemented")  # what Lustre and some FUSE mounts return
+
+    monkeypatch.setattr(checkpoint.fcntl, "flock", no_flock)
+    model = _model()
+    checkpoint.save(tmp_path / "c.safetensors", model)
+    checkpoint.load(tmp_path / "c.safetensors", model)
+    assert os.listdir(tmp_path) == ["c.safetensors"]
+
+
 def test_save_leaves_temporary_files_alone_where_it_cannot_check_a_pid(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "_CAN_CHECK_PIDS", False)
     leftover = f".c.safetensors.{_dead_pid()}.0123abcd.tmp"

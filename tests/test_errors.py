@@ -80,6 +80,8 @@ CASES = [
      lambda m, o: _ones(2, 3, grad=True).leaky_relu(np.full(2, 0.1))),
     ("dropout-p-not-a-number", TypeError, ["dropout", "p must be a number", "'a'"],
      lambda m, o: F.dropout(m(_ones(5, 3)), "a")),
+    ("dropout-p-bool", TypeError, ["dropout", "p must be a number", "True"],
+     lambda m, o: F.dropout(m(_ones(5, 3)), True)),
     ("dropout-p-out-of-range", ValueError, ["Dropout", "p must be in [0, 1]", "1.5"], lambda m, o: nn.Dropout(1.5)),
     # axes, permutations and indexes: the op, the bad value, the tensor's shape and the valid range
     ("sum-axis", ops.AxisError, ["sum: axis 2", "shape (2, 3)", "-2 <= axis < 2"],

@@ -259,6 +259,23 @@ def test_unary_op_values_and_grads(name, shape, seed):
     check_grads(op, x)
 
 
+@pytest.mark.parametrize("lo, hi", [([0.0, 0.0, 0.0], None), ([0.0, 1.0, 3.0], [2.0, 2.0, 2.0]),
+                                    (None, [0.5, 5.0, 1.0]), ([0.0, 2.0, 4.0], [1.0, 1.0, 1.0])])
+def test_clip_gives_tensor_bounds_their_gradient_as_torch_clamp(lo, hi):
+    torch = pytest.importorskip("torch")
+    x, weights = np.array([-1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0])
+    ours = [Tensor(np.array(v), requires_grad=True) if v is not None else None for v in (x, lo, hi)]
+    theirs = [torch.tensor(v, requires_grad=True, dtype=torch.float64) if v is not None else None for v in (x, lo, hi)]
+    out = ours[0].clip(ours[1], ours[2])
+    (out * weights).sum().backward()
+    expected = torch.clamp(*theirs)
+    (expected * torch.from_numpy(weights)).sum().backward()
+    np.testing.assert_array_equal(out.data, expected.detach().numpy())
+    for mine, reference in zip(ours, theirs):
+        if mine is not None:
+            np.testing.assert_array_equal(mine.grad, reference.grad.numpy())
+
+
 def test_clip_gradient_is_zero_where_clipped_and_one_inside():
     x = Tensor(np.array([-3.0, -0.5, 0.0, 0.5, 3.0]), requires_grad=True)
     x.clip(-1.0, 1.0).backward(np.ones(5))

@@ -478,7 +478,7 @@ def test_param_names_load_and_mix_as_in_torch():
         with pytest.raises(ValueError, match="SGD: .*name"):
             mix(optim, weight, bias)
     opt = optim.SGD([("w", weight)], lr=0.1)
-    with pytest.raises(ValueError, match="param group 1 is unnamed but group 0 is not"):
+    with pytest.raises(ValueError, match="param group 1 has no parameter names but group 0 has"):
         opt.add_param_group({"params": [bias]})
     opt.add_param_group({"params": [("b", bias)], "lr": 0.5})
     assert [g["param_names"] for g in opt.param_groups] == [["w"], ["b"]]

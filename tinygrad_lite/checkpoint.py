@@ -102,7 +102,7 @@ def _writer_alive(path: str, pid: int) -> bool:
     if _process_exists(pid):
         return True
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_WRONLY)  # for writing: NFS emulates flock with byte-range locks, which need it
     except OSError:
         return True  # gone already, or not ours to open: leave it
     try:
@@ -142,7 +142,8 @@ def _atomic_write(path: str, blob: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             if _CAN_CHECK_PIDS:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # a new file: nobody else can hold it
+                with contextlib.suppress(OSError):  # some file systems have no flock; the pid check remains
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # a new file: nobody else can hold it
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())

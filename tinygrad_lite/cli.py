@@ -331,7 +331,10 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                    help="comma-separated, from gd,momentum,rmsprop,adam")
     p.add_argument("--lr", type=_learning_rates, default=None,
                    help="one rate for all, or per optimizer: adam=0.01,gd=0.5 (default "
-                        + ",".join(f"{k}={v:g}" for k, v in compare.DEFAULT_LR.items()) + "; gd=0.1 on blobs)")
+                        + ",".join(f"{k}={v:g}" for k, v in compare.DEFAULT_LR.items()) + "; "
+                        + ", ".join(f"{'gd' if name == 'sgd' else name}={lr:g} on {dataset}"
+                                    for (dataset, name), lr in training.DATASET_LR.items() if dataset != "regression")
+                        + ")")
     p.add_argument("--dataset", choices=sorted(set(training.DATASETS) - {"regression"}), default="spiral")
     p.add_argument("--samples", type=_positive_int, default=300, help="dataset size")
     p.add_argument("--hidden", type=_sizes, default=(64, 64), help="hidden sizes, e.g. 64,64")

@@ -324,7 +324,8 @@ class LeakyRelu(Function):
     name = "leaky_relu"  # the Tensor method's name, which the lowercased class name would miss
 
     def forward(self, x, slope):
-        _broadcast_shape("leaky_relu", x, np.asarray(slope))
+        if np.ndim(slope):  # a number always broadcasts; checking it would cost a 0-d array per call
+            _broadcast_shape("leaky_relu", x, slope)
         positive = x > 0
         self.save_for_backward(positive, slope, x.shape)
         return np.where(positive, x, x * slope)
@@ -338,15 +339,16 @@ class Clip(Function):
     """clip(x, lo, hi);  dx = g where x was not clipped."""
 
     def forward(self, x, lo, hi):
-        _broadcast_shape("clip", x, *(bound for bound in (lo, hi) if bound is not None))
+        arrays = [bound for bound in (lo, hi) if np.ndim(bound)]  # numbers (and None) always broadcast
+        if arrays:
+            _broadcast_shape("clip", x, *arrays)
         out = np.clip(x, lo, hi)
-        self.save_for_backward(out == x)
-        self.x_shape = x.shape
+        self.save_for_backward(out == x, x.shape)
         return out
 
     def backward(self, grad):
-        (inside,) = self.saved
-        return (unbroadcast(grad * inside, self.x_shape),)  # array bounds may broadcast x to a larger shape
+        inside, x_shape = self.saved
+        return (unbroadcast(grad * inside, x_shape),)  # array bounds may broadcast x to a larger shape
 
 
 # ---- reductions --------------------------------------------------------------------------------

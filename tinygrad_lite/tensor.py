@@ -478,8 +478,16 @@ class Tensor:
 
         The bounds (numbers, arrays or tensors) promote like the operands of a binary op, as in
         `torch.clamp`: an integer tensor with a float bound gives float32, a float32 tensor with an int64
-        array bound stays float32, with a float64 array bound it gives float64.
+        array bound stays float32, with a float64 array bound it gives float64. A bound that requires grad
+        gets one where it was the result, as in torch.clamp (min(max(x, lo), hi) built from `where`).
         """
+        if any(isinstance(bound, Tensor) and bound.requires_grad for bound in (lo, hi)):
+            out = self
+            if lo is not None:
+                out = Tensor.where(out < lo, lo, out)  # ties keep x, whose grad then flows, as in torch
+            if hi is not None:
+                out = Tensor.where(out > hi, hi, out)
+            return out
         if lo is None and hi is None:
             return ops.Clip.apply(self, lo=lo, hi=hi)
         dtype = dtypes.result_type(self, *(bound for bound in (lo, hi) if bound is not None))

@@ -51,8 +51,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def check_dropout_p(op: str, p: Any) -> None:
-    """Raise unless p is a real number in [0, 1]: a TypeError for a string or None, else a ValueError."""
-    if not isinstance(p, numbers.Real):
+    """Raise unless p is a real number in [0, 1]: a TypeError for a string, bool or None, else a ValueError."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"{op}: p must be a number in [0, 1], got {p!r} of type {type(p).__name__}")
     if not 0 <= p <= 1:
         raise ValueError(f"{op}: p must be in [0, 1], got {p}")

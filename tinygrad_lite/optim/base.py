@@ -207,9 +207,11 @@ class Optimizer:
         """Either every group has "param_names" or none has, as PyTorch requires."""
         named = ["param_names" in group for group in groups]
         if any(named) and not all(named):
-            raise ValueError(f"{type(self).__name__}: param group {named.index(not named[0])} is "
-                             f"{'named' if not named[0] else 'unnamed'} but group 0 is not; pass (name, tensor) "
-                             "pairs to every group or to none")
+            odd = named.index(not named[0])
+            has = ("has no parameter names but group 0 has" if named[0]
+                   else "has parameter names but group 0 has none")
+            raise ValueError(f"{type(self).__name__}: param group {odd} {has}; pass (name, tensor) pairs to every "
+                             "group or to none")
 
     def _checked_group(self, group: Any, seen: set[int]) -> dict[str, Any]:
         """`group` with its params as a list and the defaults filled in, after every check; changes nothing.
