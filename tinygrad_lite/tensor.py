@@ -760,10 +760,7 @@ def _operands(tensor: Tensor, other: Any, reflected: bool = False, true_divide: 
     elif other.__class__ in (float, int) and dtype.kind == "f":
         other = Tensor._make(np.asarray(other, dtype))  # the next most usual: a number takes a float tensor's dtype
         return (other, tensor) if reflected else (tensor, other)
-    elif not isinstance(other, Tensor) and dtypes.scalar_category(other) is None:
-        other = Tensor(other)
-    result = dtypes.result_type(tensor, other, true_divide=true_divide)
-    tensor, other = _cast(tensor, result), _cast(other, result)
+    tensor, other = tensors([tensor, other], true_divide=true_divide)
     return (other, tensor) if reflected else (tensor, other)
 
 
@@ -776,12 +773,12 @@ def _cast(value: Any, dtype: np.dtype) -> Tensor:
     return Tensor._make(value._data.astype(dtype))
 
 
-def tensors(values: Sequence[Any]) -> list[Tensor]:
+def tensors(values: Sequence[Any], true_divide: bool = False) -> list[Tensor]:
     """Each value as a Tensor, promoted together as `dtypes.result_type` says (numbers weakly typed)."""
     values = [v if isinstance(v, Tensor) or dtypes.scalar_category(v) is not None else Tensor(v) for v in values]
     if not values:
         return []
-    dtype = dtypes.result_type(*values)
+    dtype = dtypes.result_type(*values, true_divide=true_divide)
     return [_cast(v, dtype) for v in values]
 
 
