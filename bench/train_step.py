@@ -199,7 +199,7 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         kind = sys.argv[2]
         if kind == "numba-observers":
-            from tinygrad_lite import tensor
+            from tinygrad_lite import _tensor as tensor
 
             tensor._backward_observer = lambda node, ctx, grad, input_grads: None
             tensor._creation_observer = lambda out, ctx: None

@@ -7,7 +7,7 @@ import pytest
 
 import tinygrad_lite
 from tinygrad_lite import Tensor, nn
-from tinygrad_lite import tensor as engine
+from tinygrad_lite import _tensor as engine
 from tinygrad_lite.anomaly import AnomalyError
 
 

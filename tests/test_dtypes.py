@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinygrad_lite import Tensor, gradcheck, nn
-from tinygrad_lite import tensor as engine
+from tinygrad_lite import _tensor as engine
 from tinygrad_lite.dtypes import result_type
 from tinygrad_lite.nn import functional as F
 

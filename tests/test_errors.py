@@ -312,7 +312,7 @@ def _torch():
 @pytest.mark.parametrize("op, ours, _", OUT_OF_RANGE, ids=[c[0] for c in OUT_OF_RANGE])
 def test_an_axis_or_index_out_of_range_is_an_index_error_named_by_the_op_and_records_no_node(monkeypatch, op, ours, _):
     recorded = []
-    monkeypatch.setattr(tinygrad_lite.tensor, "_creation_observer", lambda out, ctx: recorded.append(ctx.name))
+    monkeypatch.setattr(tinygrad_lite._tensor, "_creation_observer", lambda out, ctx: recorded.append(ctx.name))
     with pytest.raises(IndexError, match=f"^{op}: ") as info:
         ours(_ones(2, 3, grad=True))
     assert "(2, 3)" in str(info.value)

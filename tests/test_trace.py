@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tinygrad_lite import Tensor, nn, trace
-from tinygrad_lite import tensor as engine
+from tinygrad_lite import _tensor as engine
 
 
 def _leaf(name, values):

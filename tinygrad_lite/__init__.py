@@ -6,7 +6,7 @@ from tinygrad_lite.checkpoint import load, save
 from tinygrad_lite.introspect import draw_graph, gradcheck, trace
 from tinygrad_lite.optim import set_num_threads
 from tinygrad_lite.rng import manual_seed
-from tinygrad_lite.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
+from tinygrad_lite._tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lite import tensor as engine
+from tinygrad_lite import _tensor as engine
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 

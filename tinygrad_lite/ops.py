@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lite.tensor import Function
+from tinygrad_lite._tensor import Function
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

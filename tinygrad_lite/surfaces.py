@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygrad_lite.tensor import Tensor, no_grad
+from tinygrad_lite._tensor import Tensor, no_grad
 
 
 def beale(x: Tensor, y: Tensor) -> Tensor:

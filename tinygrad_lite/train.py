@@ -13,7 +13,7 @@ import numpy as np
 
 from tinygrad_lite import checkpoint, data, nn, optim
 from tinygrad_lite.rng import manual_seed
-from tinygrad_lite.tensor import Tensor, no_grad
+from tinygrad_lite._tensor import Tensor, no_grad
 
 DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "spiral": data.make_spiral,

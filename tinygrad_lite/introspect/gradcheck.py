@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lite.tensor import Tensor, no_grad
+from tinygrad_lite._tensor import Tensor, no_grad
 
 
 class GradcheckError(AssertionError):

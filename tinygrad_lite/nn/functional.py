@@ -9,7 +9,7 @@ import numpy as np
 
 from tinygrad_lite import ops
 from tinygrad_lite.rng import generator
-from tinygrad_lite.tensor import Tensor, as_tensor
+from tinygrad_lite._tensor import Tensor, as_tensor
 
 
 def relu(x: Tensor) -> Tensor:

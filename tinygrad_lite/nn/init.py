@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from tinygrad_lite.rng import generator
-from tinygrad_lite.tensor import Tensor
+from tinygrad_lite._tensor import Tensor
 
 
 def _fans(tensor: Tensor) -> tuple[int, int]:

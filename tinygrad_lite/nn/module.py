@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tinygrad_lite.tensor import RemovableHandle, Tensor
+from tinygrad_lite._tensor import RemovableHandle, Tensor
 
 
 class StateDictError(ValueError, RuntimeError):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lite.tensor import Tensor, _FlatLink, enable_grad
+from tinygrad_lite._tensor import Tensor, _FlatLink, enable_grad
 
 BACKENDS = ("numpy", "numba")
 DEFAULT_BACKEND = "numba"
