@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from tinygrad_lite import Tensor, gradcheck, nn
+from tinygrad_lite._tensor import Function
 from tinygrad_lite.introspect import GradcheckError
 from tinygrad_lite.introspect.gradcheck import _output_direction
-from tinygrad_lite._tensor import Function
 
 
 def _leaf(shape, seed, name=None, positive=False):

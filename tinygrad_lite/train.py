@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinygrad_lite import checkpoint, data, nn, optim
-from tinygrad_lite.rng import manual_seed
 from tinygrad_lite._tensor import Tensor, no_grad
+from tinygrad_lite.rng import manual_seed
 
 DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "spiral": data.make_spiral,

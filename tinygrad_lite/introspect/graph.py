@@ -11,8 +11,8 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from tinygrad_lite.introspect.labels import Names, describe_values, format_shape, leaf_kind, name_table, tensor_label
 from tinygrad_lite._tensor import Tensor, _topological_order
+from tinygrad_lite.introspect.labels import Names, describe_values, format_shape, leaf_kind, name_table, tensor_label
 
 INSTALL_HINT = (
     "install Graphviz to render it (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; "

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from tinygrad_lite.nn.module import Module
 from tinygrad_lite._tensor import Tensor
+from tinygrad_lite.nn.module import Module
 
 # A Module (its named_parameters are used), a {name: tensor} mapping, or (name, tensor) pairs.
 Names = Module | Mapping[str, Tensor] | Iterable[tuple[str, Tensor]] | None

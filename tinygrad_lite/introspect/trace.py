@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinygrad_lite import _tensor as engine
-from tinygrad_lite.introspect.labels import Names, format_shape, name_table, summarize, tensor_label
 from tinygrad_lite._tensor import Function, Tensor
+from tinygrad_lite.introspect.labels import Names, format_shape, name_table, summarize, tensor_label
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from tinygrad_lite import ops
-from tinygrad_lite.rng import generator
 from tinygrad_lite._tensor import Tensor, as_tensor
+from tinygrad_lite.rng import generator
 
 
 def relu(x: Tensor) -> Tensor:

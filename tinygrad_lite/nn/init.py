@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from tinygrad_lite.rng import generator
 from tinygrad_lite._tensor import Tensor
+from tinygrad_lite.rng import generator
 
 
 def _fans(tensor: Tensor) -> tuple[int, int]:

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_lite._tensor import Tensor
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.nn.init import uniform_
 from tinygrad_lite.nn.module import Module
-from tinygrad_lite._tensor import Tensor
 
 
 class Linear(Module):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinygrad_lite._tensor import Tensor
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.nn.module import Module
-from tinygrad_lite._tensor import Tensor
 
 
 class _Loss(Module):

@@ -9,9 +9,9 @@ import numpy as np
 
 from tinygrad_lite import data, nn
 from tinygrad_lite import train as training
+from tinygrad_lite._tensor import Tensor
 from tinygrad_lite.introspect.graph import INSTALL_HINT, draw_graph
 from tinygrad_lite.rng import manual_seed
-from tinygrad_lite._tensor import Tensor
 
 
 def draw_mlp_loss(out: str | Path, detail: str = "shapes", image_format: str = "svg", seed: int = 0,

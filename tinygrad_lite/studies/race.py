@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinygrad_lite import optim
+from tinygrad_lite._tensor import Tensor
 from tinygrad_lite.studies.records import write_csv
 from tinygrad_lite.surfaces import Surface
-from tinygrad_lite._tensor import Tensor
 
 # The article's names: plain gradient descent is SGD without momentum; Momentum is its moving-average form.
 RACE_OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
