@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import inspect
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -58,11 +60,21 @@ class TrainConfig:
     progress: bool = True
     resume: str | None = None  # a checkpoint written by an earlier run with the same settings
     save_every: int | None = None  # epochs between checkpoints in `out` (one is always written at the end)
+    test_fraction: float = 0.0  # share of the dataset held out (seeded by `seed`), evaluated after each epoch
+    # The rule's own hyperparameters; None keeps the optimizer's default. beta1 and beta2 are Adam's betas.
+    momentum: float | None = None
+    beta: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    weight_decay: float | None = None
 
 
 CHECKPOINT = "checkpoint.safetensors"
 # The settings a resumed run must share with the run that wrote the checkpoint (epochs and backend may differ).
-_RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed")
+_RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed", "test_fraction",
+                "optimizer_options")
+# TrainConfig fields that are keyword arguments of some optimizers; beta1 and beta2 go in as betas=(beta1, beta2).
+RULE_OPTIONS = ("momentum", "beta", "beta1", "beta2", "weight_decay")
 
 
 class ResumeError(ValueError):
@@ -119,13 +131,16 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, regression: bool) -
         return nn.functional.cross_entropy(output, y).item(), float(np.mean(output.data.argmax(axis=1) == y))
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TrainConfig, on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
     """Train per `config`; writes metrics.csv and checkpoint.safetensors into `config.out` when it is set.
 
     Each epoch's "loss" is the mean per-example loss over the epoch's training batches, each taken
     before its step (a plain mean of the batch means would overweight a short last batch).
     Shuffling draws from the global generator seeded with `config.seed`, and checkpoints store that
     generator's state, so a run resumed from a checkpoint continues bit for bit like one never stopped.
+    With `config.test_fraction` > 0 each epoch's row also holds "test_loss" and "test_accuracy" on the held-out
+    rows, and "accuracy" is measured on the training rows only. `on_epoch(row)` is called after each epoch's
+    row is recorded; an exception it raises stops training and propagates (the sweep prunes this way).
     """
     if config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}, expected one of {sorted(DATASETS)}")
@@ -135,19 +150,23 @@ def train(config: TrainConfig) -> TrainResult:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
     if config.save_every is not None and config.save_every < 1:
         raise ValueError(f"save_every must be >= 1, got {config.save_every}")
+    if not 0 <= config.test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {config.test_fraction}")
+    options = optimizer_options(config)
     if config.out:
         os.makedirs(config.out, exist_ok=True)  # an unusable --out fails now, not after the whole run
     manual_seed(config.seed)
     X, y = DATASETS[config.dataset](config.samples, seed=config.seed)
     regression = config.dataset == "regression"
     n_out = 1 if regression else int(y.max()) + 1
+    (X, y), test = split(X, y, config.test_fraction, config.seed)
     model = mlp([X.shape[1], *config.hidden, n_out])
     lr = default_lr(config.dataset, config.optimizer) if config.lr is None else config.lr
-    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=lr, backend=config.backend)
+    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=lr, backend=config.backend, **options)
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
     loader = data.DataLoader(X, y, batch_size=config.batch_size)
     result = TrainResult(model, optimizer)
-    settings = _settings(config, lr)
+    settings = _settings(config, lr, options)
     first_epoch, seconds_before = 1, 0.0
     if config.resume:
         first_epoch, seconds_before = _resume(config, settings, result) + 1, result.final["seconds"]
@@ -172,10 +191,15 @@ def train(config: TrainConfig) -> TrainResult:
             loss_sum += loss.item() * len(xb)  # .item(), never the tensor: keeping it would keep its graph
             examples += len(xb)
         _, accuracy = evaluate(model, X, y, regression)
-        result.history.append({"epoch": epoch, "loss": loss_sum / examples, "accuracy": accuracy,
-                               "seconds": seconds_before + time.perf_counter() - start})
+        row = {"epoch": epoch, "loss": loss_sum / examples, "accuracy": accuracy}
+        if test is not None:
+            row["test_loss"], row["test_accuracy"] = evaluate(model, *test, regression)
+        row["seconds"] = seconds_before + time.perf_counter() - start
+        result.history.append(row)
         if bar is not None:
             bar.set_postfix(loss=f"{loss_sum / examples:.4f}", refresh=False)
+        if on_epoch is not None:
+            on_epoch(row)
         if config.out and config.save_every and epoch % config.save_every == 0 and epoch < config.epochs:
             save_run(result, config.out, settings)
     if bar is not None:
@@ -185,9 +209,54 @@ def train(config: TrainConfig) -> TrainResult:
     return result
 
 
-def _settings(config: TrainConfig, lr: float) -> dict:
+def split(X: np.ndarray, y: np.ndarray, test_fraction: float,
+          seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """((X_train, y_train), (X_test, y_test)): a seeded random `test_fraction` of the rows held out (None if 0)."""
+    n_test = round(test_fraction * len(X))
+    if test_fraction == 0:
+        return (X, y), None
+    if not 1 <= n_test < len(X):
+        raise ValueError(f"test_fraction {test_fraction} of {len(X)} samples leaves {n_test} test and "
+                         f"{len(X) - n_test} training rows; expected at least one of each")
+    # Its own stream (seed, 1), apart from the dataset's (seed) and the global generator's shuffling.
+    order = np.random.default_rng([seed, 1]).permutation(len(X))
+    test, kept = np.sort(order[:n_test]), np.sort(order[n_test:])
+    return (X[kept], y[kept]), (X[test], y[test])
+
+
+def accepts(optimizer: str, option: str) -> bool:
+    """Whether the rule `optimizer` takes the TrainConfig setting `option` (one of RULE_OPTIONS)."""
+    parameters = inspect.signature(OPTIMIZERS[optimizer]).parameters
+    return ("betas" if option in ("beta1", "beta2") else option) in parameters
+
+
+def optimizer_options(config: TrainConfig) -> dict[str, Any]:
+    """The optimizer's keyword arguments from config.momentum, beta, beta1, beta2 and weight_decay (those set)."""
+    options: dict[str, Any] = {}
+    for option in RULE_OPTIONS:
+        value = getattr(config, option)
+        if value is None:
+            continue
+        if not accepts(config.optimizer, option):
+            takes = [name for name in RULE_OPTIONS if accepts(config.optimizer, name)]
+            raise ValueError(f"optimizer {config.optimizer!r} takes no {option} (it takes {', '.join(takes) or 'none'} "
+                             f"of {', '.join(RULE_OPTIONS)})")
+        if option in ("beta1", "beta2"):
+            default = inspect.signature(OPTIMIZERS[config.optimizer]).parameters["betas"].default
+            betas = list(options.get("betas", default))
+            betas[option == "beta2"] = value
+            options["betas"] = tuple(betas)
+        else:
+            options[option] = value
+    return options
+
+
+def _settings(config: TrainConfig, lr: float, options: dict[str, Any]) -> dict:
     return {"dataset": config.dataset, "samples": config.samples, "hidden": list(config.hidden),
-            "optimizer": config.optimizer, "lr": lr, "batch_size": config.batch_size, "seed": config.seed}
+            "optimizer": config.optimizer, "lr": lr, "batch_size": config.batch_size, "seed": config.seed,
+            "test_fraction": config.test_fraction,
+            "optimizer_options": {key: list(value) if isinstance(value, tuple) else value
+                                  for key, value in options.items()}}
 
 
 def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
@@ -197,6 +266,7 @@ def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
     saved = metadata.get("settings")
     if not isinstance(saved, dict) or "epoch" not in metadata or not metadata.get("history"):
         raise ResumeError(f"resume: {config.resume!r} is a checkpoint but not one written by `tinygrad-lite train`")
+    saved = {"test_fraction": 0.0, "optimizer_options": {}, **saved}  # checkpoints from before these settings
     differ = [f"{key} {saved.get(key)!r} there, {settings[key]!r} here" for key in _RESUME_KEYS
               if saved.get(key) != settings[key]]
     if differ:
@@ -226,7 +296,7 @@ def save_run(result: TrainResult, out: str, settings: dict | None = None) -> Non
     """Write metrics.csv and checkpoint.safetensors (model, optimizer, generator, history) into `out`."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "metrics.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["epoch", "loss", "accuracy", "seconds"])
+        writer = csv.DictWriter(f, fieldnames=list(result.history[0]))
         writer.writeheader()
         writer.writerows(result.history)
     checkpoint.save(os.path.join(out, CHECKPOINT), result.model, result.optimizer, epoch=result.final["epoch"],
