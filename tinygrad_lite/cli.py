@@ -197,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ema(commands)
     _add_batches(commands)
     _add_compare(commands)
+    _add_sweep(commands)
     return parser
 
 
@@ -362,6 +363,56 @@ def _compare(args: argparse.Namespace) -> None:
         print(f"{name:>9}  {lr:>7g}  {'never' if steps is None else steps:>16}  "
               f"{'-' if seconds is None else format(seconds, '.3f'):>8}  {final:.4f}")
     _wrote(png, csv_path, table_path)
+
+
+def _add_sweep(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("sweep", help="search hyperparameters with Optuna, locally or on a Dask cluster")
+    p.add_argument("--dataset", choices=sorted(training.DATASETS), default="spiral", help="default %(default)s")
+    p.add_argument("--space", default=None, metavar="FILE",
+                   help="TOML file, one table per hyperparameter (default: every optimizer x lr x betas x batch "
+                        "size x hidden sizes; see docs/sweeps.md)")
+    p.add_argument("--trials", type=_positive_int, default=None,
+                   help="trials to finish in the study, earlier runs' included (default 40; grid: the whole grid)")
+    p.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+                   help="start no new trial after S seconds")
+    p.add_argument("--sampler", choices=["grid", "random", "tpe"], default="tpe", help="default %(default)s")
+    p.add_argument("--pruner", choices=["none", "median", "hyperband"], default="median", help="default %(default)s")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="seeds the sampler and every trial's data, weights and shuffling (default %(default)s)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="K",
+                   help="local worker processes, each running one trial at a time (default %(default)s)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="an Optuna RDB URL or a journal file path (default OUT/study.journal)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the trials on a Dask cluster, e.g. tcp://10.0.0.5:8786 (--workers is then ignored)")
+    p.add_argument("--out", default="runs/sweep",
+                   help="folder for the study, results.csv, best.json and figures (default %(default)s); "
+                        "re-running the same command there continues the study")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=_sweep)
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    try:
+        from tinygrad_lite import sweep
+        from tinygrad_lite.sweep import report
+    except ImportError as error:
+        raise UsageError(f'tinygrad-lite sweep: needs {error.name}: pip install "tinygrad_lite[sweep]"') from None
+    try:
+        space = sweep.space.load(args.space) if args.space else sweep.space.default()
+        _output_folder(args)
+        result = sweep.run(dataset=args.dataset, space=space, trials=args.trials, timeout=args.timeout,
+                           sampler=args.sampler, pruner=args.pruner, seed=args.seed, workers=args.workers,
+                           storage=args.storage, scheduler=args.scheduler, out=args.out,
+                           progress=not args.no_progress)
+    except (sweep.SpaceError, sweep.SweepError) as error:
+        raise UsageError(f"tinygrad-lite sweep: {error}") from None
+    states = [row["state"] for row in result.rows]
+    print(f"{len(states)} trials: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))))
+    print(report.top(result.rows, space))
+    if result.best is not None:
+        print(f"best: trial {result.best['number']}, validation loss {result.best['val_loss']:.4g}")
+    _wrote(*(os.path.join(args.out, name) for name in ("results.csv", "best.json")))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
