@@ -114,7 +114,8 @@ def test_every_target_ignored_gives_nan_as_torch():
 def test_loss_modules_pass_their_settings():
     x = Tensor(LOGITS)
     kwargs = {"weight": WEIGHT, "ignore_index": 2, "label_smoothing": 0.2, "reduction": "sum"}
-    np.testing.assert_allclose(nn.CrossEntropyLoss(**kwargs)(x, LABELS).item(), F.cross_entropy(x, LABELS, **kwargs).item())
+    np.testing.assert_allclose(nn.CrossEntropyLoss(**kwargs)(x, LABELS).item(),
+                               F.cross_entropy(x, LABELS, **kwargs).item())
     logp = x.log_softmax(axis=1)
     np.testing.assert_allclose(nn.NLLLoss(WEIGHT, ignore_index=3)(logp, LABELS).item(),
                                F.nll_loss(logp, LABELS, WEIGHT, ignore_index=3).item())
