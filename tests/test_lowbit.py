@@ -3,6 +3,7 @@ references (bit for bit on the stored state), and bitsandbytes / torch as outsid
 
 import numpy as np
 import pytest
+from test_kernels import at_step, random_hyperparameters  # pytest puts tests/ on sys.path
 
 from tinygrad_lite.optim import kernels, lowbit
 
@@ -154,26 +155,10 @@ def test_second_moment_trap_would_blow_up_the_step(backend):
 
 
 def hyperparameters(rule, rng):
-    lr = float(10 ** rng.uniform(-4, -1))
-    weight_decay = float(rng.choice([0.0, rng.uniform(0, 0.1)]))
-    if rule == "sgd":
-        nesterov = bool(rng.random() < 0.5)
-        return dict(lr=lr, momentum=float(rng.uniform(0.1, 0.95)), dampening=0.0 if nesterov else 0.1,
-                    nesterov=nesterov, weight_decay=weight_decay)
-    if rule == "momentum":
-        return dict(lr=lr, beta=float(rng.uniform(0.5, 0.99)))
-    if rule == "rmsprop":
-        return dict(lr=lr, beta=float(rng.uniform(0.5, 0.999)), eps=float(10 ** rng.uniform(-8, -3)),
-                    weight_decay=weight_decay)
-    return dict(lr=lr, beta1=float(rng.uniform(0.5, 0.95)), beta2=float(rng.uniform(0.9, 0.9999)),
-                eps=float(10 ** rng.uniform(-8, -3)), weight_decay=weight_decay)
-
-
-def at_step(rule, hyper, step):
-    if rule == "sgd":
-        return {**hyper, "first_step": step == 1}
-    if rule in ("adam", "adamw"):
-        return {**hyper, "bias_correction1": 1 - hyper["beta1"] ** step, "bias_correction2": 1 - hyper["beta2"] ** step}
+    """test_kernels' random scalars, with SGD's momentum never 0 (momentum 0 keeps no state)."""
+    hyper = random_hyperparameters(rule, rng)
+    if rule == "sgd" and not hyper["momentum"]:
+        hyper["momentum"] = 0.9
     return hyper
 
 

@@ -79,16 +79,17 @@ _OPTIONS = dict(fastmath=_FASTMATH, error_model="numpy", nogil=True, boundscheck
 _dispatchers: list = []  # every kernel, so a broken cache can be switched off for all of them
 
 
-def _kernel(parallel: bool = False) -> Callable:
+def _kernel(parallel: bool = False, options: dict | None = None) -> Callable:
     """`numba.njit` with the kernel options, cached on disk when the cache directory is usable."""
+    options = _OPTIONS if options is None else options
 
     def wrap(fn: Callable) -> Callable:
         try:
-            dispatcher = numba.njit(cache=True, parallel=parallel, **_OPTIONS)(fn)
+            dispatcher = numba.njit(cache=True, parallel=parallel, **options)(fn)
         except Exception as error:  # e.g. NUMBA_CACHE_DIR is not a writable directory
             warnings.warn(f"tinygrad_lite kernels: numba cache unusable ({error}); compiling in memory",
                           RuntimeWarning, stacklevel=2)
-            dispatcher = numba.njit(cache=False, parallel=parallel, **_OPTIONS)(fn)
+            dispatcher = numba.njit(cache=False, parallel=parallel, **options)(fn)
         _dispatchers.append(dispatcher)
         return dispatcher
 
@@ -557,19 +558,7 @@ _LOWBIT_OPTIONS = dict(error_model="numpy", nogil=True, boundscheck=False)  # no
 
 
 def _lowbit_kernel(parallel: bool = False) -> Callable:
-    """`numba.njit` with the low-bit kernels' options, cached on disk when possible."""
-
-    def wrap(fn: Callable) -> Callable:
-        try:
-            dispatcher = numba.njit(cache=True, parallel=parallel, **_LOWBIT_OPTIONS)(fn)
-        except Exception as error:
-            warnings.warn(f"tinygrad_lite kernels: numba cache unusable ({error}); compiling in memory",
-                          RuntimeWarning, stacklevel=2)
-            dispatcher = numba.njit(cache=False, parallel=parallel, **_LOWBIT_OPTIONS)(fn)
-        _dispatchers.append(dispatcher)
-        return dispatcher
-
-    return wrap
+    return _kernel(parallel, _LOWBIT_OPTIONS)
 
 
 # ---- int8 blocks: absmax, encode, decode --------------------------------------------------------
