@@ -113,7 +113,7 @@ def test_the_default_space_covers_every_optimizer_and_the_datasets_come_from_tra
     assert set(space["optimizer"].choices) == set(training.OPTIMIZERS)
     assert {"lr", "beta", "beta1", "beta2", "batch_size", "hidden"} <= set(space)
     choices = cli.build_parser()._subparsers._group_actions[0].choices["sweep"]._option_string_actions
-    assert set(choices["--dataset"].choices) == set(training.DATASETS)
+    assert set(choices["--dataset"].choices) == {*training.DATASETS, *training.REAL_DATASETS} >= {"digits", "wine"}
 
 
 # --- trials -------------------------------------------------------------------------------------------------------

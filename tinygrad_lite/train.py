@@ -1,4 +1,4 @@
-"""The main job: train an MLP on a toy dataset, log per-epoch metrics, and checkpoint it (resumable)."""
+"""The main job: train an MLP on a toy or real dataset, log per-epoch metrics, and checkpoint it (resumable)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "blobs": data.make_blobs,
     "regression": data.make_regression,
 }
+# Real datasets from scikit-learn's bundled copies (the `data` extra): fixed size, standardised for training
+# with the statistics of the training split, and a held-out test split by default.
+REAL_DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
+    "digits": data.load_digits,
+    "breast_cancer": data.load_breast_cancer,
+    "wine": data.load_wine,
+}
+REAL_TEST_FRACTION = 0.2
 OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
     "sgd": optim.SGD,
     "momentum": optim.Momentum,
@@ -60,7 +68,7 @@ class TrainConfig:
     progress: bool = True
     resume: str | None = None  # a checkpoint written by an earlier run with the same settings
     save_every: int | None = None  # epochs between checkpoints in `out` (one is always written at the end)
-    test_fraction: float = 0.0  # share of the dataset held out (seeded by `seed`), evaluated after each epoch
+    test_fraction: float | None = None  # held out for test accuracy; None: 0.2 for real datasets, 0 for toy ones
     # The rule's own hyperparameters; None keeps the optimizer's default. beta1 and beta2 are Adam's betas.
     momentum: float | None = None
     beta: float | None = None
@@ -138,35 +146,34 @@ def train(config: TrainConfig, on_epoch: Callable[[dict[str, float]], None] | No
     before its step (a plain mean of the batch means would overweight a short last batch).
     Shuffling draws from the global generator seeded with `config.seed`, and checkpoints store that
     generator's state, so a run resumed from a checkpoint continues bit for bit like one never stopped.
-    With `config.test_fraction` > 0 each epoch's row also holds "test_loss" and "test_accuracy" on the held-out
-    rows, and "accuracy" is measured on the training rows only. `on_epoch(row)` is called after each epoch's
-    row is recorded; an exception it raises stops training and propagates (the sweep prunes this way).
+    `on_epoch(metrics)` is called after each epoch's row is recorded; an exception it raises stops training
+    and propagates (the sweep prunes this way).
     """
-    if config.dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {config.dataset!r}, expected one of {sorted(DATASETS)}")
+    if config.dataset not in DATASETS and config.dataset not in REAL_DATASETS:
+        raise ValueError(f"unknown dataset {config.dataset!r}, expected one of {sorted({*DATASETS, *REAL_DATASETS})}")
+    test_fraction = test_fraction_of(config)
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}, expected one of {sorted(OPTIMIZERS)}")
     if config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
     if config.save_every is not None and config.save_every < 1:
         raise ValueError(f"save_every must be >= 1, got {config.save_every}")
-    if not 0 <= config.test_fraction < 1:
-        raise ValueError(f"test_fraction must be in [0, 1), got {config.test_fraction}")
     options = optimizer_options(config)
     if config.out:
         os.makedirs(config.out, exist_ok=True)  # an unusable --out fails now, not after the whole run
     manual_seed(config.seed)
-    X, y = DATASETS[config.dataset](config.samples, seed=config.seed)
+    X, y, X_test, y_test = load_split(config.dataset, config.samples, test_fraction, config.seed)
     regression = config.dataset == "regression"
-    n_out = 1 if regression else int(y.max()) + 1
-    (X, y), test = split(X, y, config.test_fraction, config.seed)
+    n_out = 1 if regression else int(max(y.max(), y_test.max(initial=0))) + 1
     model = mlp([X.shape[1], *config.hidden, n_out])
     lr = default_lr(config.dataset, config.optimizer) if config.lr is None else config.lr
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=lr, backend=config.backend, **options)
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
     loader = data.DataLoader(X, y, batch_size=config.batch_size)
     result = TrainResult(model, optimizer)
-    settings = _settings(config, lr, options)
+    settings = _settings(config, lr, test_fraction, options)
     first_epoch, seconds_before = 1, 0.0
     if config.resume:
         first_epoch, seconds_before = _resume(config, settings, result) + 1, result.final["seconds"]
@@ -191,15 +198,15 @@ def train(config: TrainConfig, on_epoch: Callable[[dict[str, float]], None] | No
             loss_sum += loss.item() * len(xb)  # .item(), never the tensor: keeping it would keep its graph
             examples += len(xb)
         _, accuracy = evaluate(model, X, y, regression)
-        row = {"epoch": epoch, "loss": loss_sum / examples, "accuracy": accuracy}
-        if test is not None:
-            row["test_loss"], row["test_accuracy"] = evaluate(model, *test, regression)
-        row["seconds"] = seconds_before + time.perf_counter() - start
-        result.history.append(row)
+        metrics = {"epoch": epoch, "loss": loss_sum / examples, "accuracy": accuracy}
+        if len(X_test):
+            metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, X_test, y_test, regression)
+        metrics["seconds"] = seconds_before + time.perf_counter() - start
+        result.history.append(metrics)
         if bar is not None:
             bar.set_postfix(loss=f"{loss_sum / examples:.4f}", refresh=False)
         if on_epoch is not None:
-            on_epoch(row)
+            on_epoch(metrics)
         if config.out and config.save_every and epoch % config.save_every == 0 and epoch < config.epochs:
             save_run(result, config.out, settings)
     if bar is not None:
@@ -209,19 +216,27 @@ def train(config: TrainConfig, on_epoch: Callable[[dict[str, float]], None] | No
     return result
 
 
-def split(X: np.ndarray, y: np.ndarray, test_fraction: float,
-          seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
-    """((X_train, y_train), (X_test, y_test)): a seeded random `test_fraction` of the rows held out (None if 0)."""
-    n_test = round(test_fraction * len(X))
-    if test_fraction == 0:
-        return (X, y), None
-    if not 1 <= n_test < len(X):
-        raise ValueError(f"test_fraction {test_fraction} of {len(X)} samples leaves {n_test} test and "
-                         f"{len(X) - n_test} training rows; expected at least one of each")
-    # Its own stream (seed, 1), apart from the dataset's (seed) and the global generator's shuffling.
-    order = np.random.default_rng([seed, 1]).permutation(len(X))
-    test, kept = np.sort(order[:n_test]), np.sort(order[n_test:])
-    return (X[kept], y[kept]), (X[test], y[test])
+def test_fraction_of(config: TrainConfig) -> float:
+    """The share of the dataset held out: `config.test_fraction`, else 0.2 for real datasets and 0 for toy ones."""
+    if config.test_fraction is not None:
+        return config.test_fraction
+    return REAL_TEST_FRACTION if config.dataset in REAL_DATASETS else 0.0
+
+
+def load_split(dataset: str, samples: int, test_fraction: float,
+               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, X_test, y_test): the dataset split with `seed`; a real one standardised with the training split's
+    statistics alone, so nothing of the test split leaks into training. `samples` sizes toy datasets only."""
+    if dataset in REAL_DATASETS:
+        X, y = REAL_DATASETS[dataset]()
+    else:
+        X, y = DATASETS[dataset](samples, seed=seed)
+    if not test_fraction:
+        return X, y, X[:0], y[:0]
+    X, X_test, y, y_test = data.train_test_split(X, y, test_fraction, seed=seed)
+    if dataset in REAL_DATASETS:
+        X, X_test = data.standardize(X, X_test)
+    return X, y, X_test, y_test
 
 
 def accepts(optimizer: str, option: str) -> bool:
@@ -251,10 +266,10 @@ def optimizer_options(config: TrainConfig) -> dict[str, Any]:
     return options
 
 
-def _settings(config: TrainConfig, lr: float, options: dict[str, Any]) -> dict:
+def _settings(config: TrainConfig, lr: float, test_fraction: float, options: dict[str, Any]) -> dict:
     return {"dataset": config.dataset, "samples": config.samples, "hidden": list(config.hidden),
             "optimizer": config.optimizer, "lr": lr, "batch_size": config.batch_size, "seed": config.seed,
-            "test_fraction": config.test_fraction,
+            "test_fraction": test_fraction,
             "optimizer_options": {key: list(value) if isinstance(value, tuple) else value
                                   for key, value in options.items()}}
 
@@ -266,7 +281,7 @@ def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
     saved = metadata.get("settings")
     if not isinstance(saved, dict) or "epoch" not in metadata or not metadata.get("history"):
         raise ResumeError(f"resume: {config.resume!r} is a checkpoint but not one written by `tinygrad-lite train`")
-    saved = {"test_fraction": 0.0, "optimizer_options": {}, **saved}  # checkpoints from before these settings
+    saved = {"test_fraction": 0.0, "optimizer_options": {}, **saved}  # written before these settings existed
     differ = [f"{key} {saved.get(key)!r} there, {settings[key]!r} here" for key in _RESUME_KEYS
               if saved.get(key) != settings[key]]
     if differ:

@@ -98,10 +98,15 @@ def run(dataset: str = "spiral", space: spaces.Space | str | None = None, trials
     return SweepResult(study, rows, best, out)
 
 
+def datasets() -> list[str]:
+    """Every dataset `train` has: its toy and its real ones."""
+    return sorted(training.DATASETS) + sorted(training.REAL_DATASETS)
+
+
 def _check(dataset: str, trials: int | None, timeout: float | None, sampler: str, pruner: str, seed: int,
            workers: int) -> None:
-    if dataset not in training.DATASETS:
-        raise SweepError(f"unknown dataset {dataset!r}, expected one of {', '.join(sorted(training.DATASETS))}")
+    if dataset not in datasets():
+        raise SweepError(f"unknown dataset {dataset!r}, expected one of {', '.join(datasets())}")
     if sampler not in SAMPLERS:
         raise SweepError(f"unknown sampler {sampler!r}, expected one of {', '.join(SAMPLERS)}")
     if pruner not in PRUNERS:
