@@ -154,11 +154,18 @@ def test_failed_trials_never_stop_the_sweep(tmp_path):
     assert best["params"]["lr"] == 0.1 and best["train_config"]["lr"] == 0.1
 
 
-def test_a_folder_holding_another_sweep_is_refused(tmp_path):
-    space = spaces.parse(SMALL)
-    run(space=space, trials=1, sampler="random", pruner="none", out=str(tmp_path), progress=False, figures=False)
-    with pytest.raises(SweepError, match="holds a sweep with other settings .*dataset 'spiral' there, 'moons' here"):
-        run(dataset="moons", space=space, trials=1, out=str(tmp_path), progress=False, figures=False)
+def test_the_guide_snippet_runs_and_a_folder_holding_another_sweep_is_refused(tmp_path, monkeypatch):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    (snippet,) = re.findall(r"```python\n(.*?)```", open(os.path.join(ROOT, "docs", "sweeps.md")).read(), re.S)
+    namespace: dict = {}
+    exec(compile(snippet, "docs/sweeps.md", "exec"), namespace)
+    result = namespace["result"]
+    assert len(result.rows) == 6 and result.best["val_accuracy"] > 0.8
+    assert result.study.best_trial.number == result.best["number"]
+    with pytest.raises(SweepError, match="holds a sweep with other settings .*dataset 'moons' there, 'spiral' here"):
+        run(dataset="spiral", space=namespace["space"], trials=1, out="runs/moons", progress=False, figures=False)
 
 
 # --- interruption -------------------------------------------------------------------------------------------------

@@ -83,15 +83,6 @@ class Param:
     log: bool = False
     step: float | None = None
 
-    def distribution(self) -> optuna.distributions.BaseDistribution:
-        """The Optuna distribution this range describes."""
-        if self.choices is not None:
-            return optuna.distributions.CategoricalDistribution(self.choices)
-        if KINDS[self.name].number is int:
-            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log,
-                                                        step=int(self.step or 1))
-        return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
-
     def suggest(self, trial: optuna.Trial) -> Any:
         """Draw this hyperparameter in `trial`."""
         if self.choices is not None:
