@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from tinygrad_lite import plots
+from tinygrad_lite import data, plots
 from tinygrad_lite import train as training
 from tinygrad_lite.optim import registry
 from tinygrad_lite.optim.base import DEFAULT_BACKEND
@@ -198,10 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     defaults = training.TrainConfig()
-    p = commands.add_parser("train", help="train an MLP on a toy dataset (the main job)",
+    p = commands.add_parser("train", help="train an MLP on a toy or real dataset (the main job)",
                             formatter_class=_HelpFormatter)
-    p.add_argument("--dataset", choices=sorted(training.DATASETS), default=defaults.dataset, help="the data")
-    p.add_argument("--samples", type=_positive_int, default=defaults.samples, help="dataset size")
+    p.add_argument("--dataset", choices=sorted(training.DATASETS) + sorted(training.REAL_DATASETS),
+                   default=defaults.dataset,
+                   help="the data; digits, breast_cancer and wine need the data extra (scikit-learn)")
+    p.add_argument("--samples", type=_positive_int, default=defaults.samples, help="dataset size of the toy datasets")
+    p.add_argument("--test-fraction", type=_float, default=None, metavar="F",
+                   help=f"share of the dataset held out to report test accuracy, seeded by --seed (default "
+                        f"{training.REAL_TEST_FRACTION} for the real datasets, 0 for the toy ones)")
     p.add_argument("--hidden", type=_sizes, default=defaults.hidden, help="hidden sizes")
     p.add_argument("--optimizer", type=_optimizer, default=defaults.optimizer,
                    help=f"one of {','.join(registry.names())}; gd is sgd")
@@ -239,6 +244,8 @@ def _lr_defaults() -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.test_fraction is not None and not 0 <= args.test_fraction < 1:
+        raise UsageError(f"tinygrad-lite train: --test-fraction must be in [0, 1), got {args.test_fraction}")
     if args.lr is not None and args.lr < 0:
         raise UsageError(f"tinygrad-lite train: --lr must be >= 0, got {args.lr}")
     if args.out and training.holds_run(args.out) and not (args.resume or args.overwrite):
@@ -260,9 +267,12 @@ def _train(args: argparse.Namespace) -> int:
         dataset=args.dataset, samples=args.samples, hidden=args.hidden, optimizer=args.optimizer, lr=args.lr,
         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, backend=args.backend, out=args.out,
         overwrite=True, progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
+        test_fraction=args.test_fraction,
     ).resolved()
     try:
         result = training.train(config, on_start=_announce)
+    except data.ScikitLearnMissing as error:
+        raise UsageError(f"tinygrad-lite train: --dataset {config.dataset}: {error}") from None
     except training.ResumeError as error:  # raised only for the --resume file, so never hides a bug
         message = error.describe(f"--epochs {config.epochs}") if isinstance(error, training.ResumePastEpochs) else error
         raise UsageError(f"tinygrad-lite train: {message}") from None
@@ -276,7 +286,8 @@ def _train(args: argparse.Namespace) -> int:
         return stop.exit_status
     final = result.final
     accuracy = "" if final["accuracy"] != final["accuracy"] else f"  accuracy {final['accuracy']:.4f}"
-    print(f"final loss {final['loss']:.4f}{accuracy}  ({final['seconds']:.1f} s, {config.epochs} epochs)")
+    test = f"  test accuracy {final['test_accuracy']:.4f}" if final.get("test_accuracy", float("nan")) >= 0 else ""
+    print(f"final loss {final['loss']:.4f}{accuracy}{test}  ({final['seconds']:.1f} s, {config.epochs} epochs)")
     if config.out:
         print(f"wrote {config.out}/{training.METRICS} and {config.out}/{training.CHECKPOINT}")
     return 0
@@ -285,8 +296,9 @@ def _train(args: argparse.Namespace) -> int:
 def _announce(config: training.TrainConfig, first_epoch: int) -> None:
     """The resolved settings, printed before the first epoch."""
     start = f", from epoch {first_epoch}" if first_epoch > 1 else ""
+    samples = f" ({config.samples} samples)" if config.dataset in training.DATASETS else ""
     print(f"train: {config.optimizer} lr {config.lr:g}, batch size {config.batch_size or 'full'}, backend "
-          f"{config.backend}; {config.dataset} ({config.samples} samples), {config.epochs} epochs{start}"
+          f"{config.backend}; {config.dataset}{samples}, {config.epochs} epochs{start}"
           + (f" -> {config.out}" if config.out else ""), flush=True)
 
 

@@ -1,4 +1,4 @@
-"""The main job: train an MLP on a toy dataset, log per-epoch metrics, and checkpoint it (resumable)."""
+"""The main job: train an MLP on a toy or real dataset, log per-epoch metrics, and checkpoint it (resumable)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "blobs": data.make_blobs,
     "regression": data.make_regression,
 }
+# Real datasets from scikit-learn's bundled copies (the `data` extra): fixed size, standardised for training
+# with the statistics of the training split, and a held-out test split by default.
+REAL_DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
+    "digits": data.load_digits,
+    "breast_cancer": data.load_breast_cancer,
+    "wine": data.load_wine,
+}
+REAL_TEST_FRACTION = 0.2
 
 
 @dataclass
@@ -51,6 +59,7 @@ class TrainConfig:
     progress: bool = True
     resume: str | None = None  # a checkpoint written by an earlier run with the same settings
     save_every: int | None = None  # epochs between checkpoints in `out` (one is always written at the end)
+    test_fraction: float | None = None  # held out for test accuracy; None: 0.2 for real datasets, 0 for toy ones
 
 
     def resolved(self) -> TrainConfig:
@@ -63,7 +72,7 @@ class TrainConfig:
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.csv"
 # The settings a resumed run must share with the run that wrote the checkpoint (epochs and backend may differ).
-_RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed")
+_RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed", "test_fraction")
 
 
 class ResumeError(ValueError):
@@ -168,8 +177,11 @@ def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | No
     epoch is written to `out` and `Interrupted` is raised. `on_start(resolved config, first epoch)` is
     called once everything is checked, before the first epoch.
     """
-    if config.dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {config.dataset!r}, expected one of {sorted(DATASETS)}")
+    if config.dataset not in DATASETS and config.dataset not in REAL_DATASETS:
+        raise ValueError(f"unknown dataset {config.dataset!r}, expected one of {sorted({*DATASETS, *REAL_DATASETS})}")
+    test_fraction = test_fraction_of(config)
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     config = config.resolved()  # a ValueError names the choices for an unknown optimizer
     if config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
@@ -181,14 +193,14 @@ def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | No
                                "another folder")
         os.makedirs(config.out, exist_ok=True)  # an unusable --out fails now, not after the whole run
     manual_seed(config.seed)
-    X, y = DATASETS[config.dataset](config.samples, seed=config.seed)
+    X, y, X_test, y_test = load_split(config.dataset, config.samples, test_fraction, config.seed)
     regression = config.dataset == "regression"
-    n_out = 1 if regression else int(y.max()) + 1
+    n_out = 1 if regression else int(max(y.max(), y_test.max(initial=0))) + 1
     model = mlp([X.shape[1], *config.hidden, n_out])
     optimizer = registry.create(config.optimizer, model.parameters(), lr=config.lr, backend=config.backend)
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
     result = TrainResult(model, optimizer)
-    settings = _settings(config)
+    settings = _settings(config, test_fraction)
     first_epoch, seconds_before = 1, 0.0
     if config.resume:
         first_epoch, seconds_before = _resume(config, settings, result) + 1, result.final["seconds"]
@@ -207,8 +219,11 @@ def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | No
     def end_epoch(end: loop.Epoch) -> None:
         nonlocal completed
         _, accuracy = evaluate(model, X, y, regression)
-        result.history.append({"epoch": end.epoch, "loss": end.loss, "accuracy": accuracy,
-                               "seconds": seconds_before + end.seconds})
+        metrics = {"epoch": end.epoch, "loss": end.loss, "accuracy": accuracy}
+        if len(X_test):
+            metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, X_test, y_test, regression)
+        metrics["seconds"] = seconds_before + end.seconds
+        result.history.append(metrics)
         if bar is not None:
             bar.set_postfix(loss=f"{end.loss:.4f}", refresh=False)
             bar.update()
@@ -251,9 +266,33 @@ class _Snapshot:
         del result.history[self.epochs:]
 
 
-def _settings(config: TrainConfig) -> dict:
+def test_fraction_of(config: TrainConfig) -> float:
+    """The share of the dataset held out: `config.test_fraction`, else 0.2 for real datasets and 0 for toy ones."""
+    if config.test_fraction is not None:
+        return config.test_fraction
+    return REAL_TEST_FRACTION if config.dataset in REAL_DATASETS else 0.0
+
+
+def load_split(dataset: str, samples: int, test_fraction: float,
+               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, X_test, y_test): the dataset split with `seed`; a real one standardised with the training split's
+    statistics alone, so nothing of the test split leaks into training. `samples` sizes toy datasets only."""
+    if dataset in REAL_DATASETS:
+        X, y = REAL_DATASETS[dataset]()
+    else:
+        X, y = DATASETS[dataset](samples, seed=seed)
+    if not test_fraction:
+        return X, y, X[:0], y[:0]
+    X, X_test, y, y_test = data.train_test_split(X, y, test_fraction, seed=seed)
+    if dataset in REAL_DATASETS:
+        X, X_test = data.standardize(X, X_test)
+    return X, y, X_test, y_test
+
+
+def _settings(config: TrainConfig, test_fraction: float) -> dict:
     return {"dataset": config.dataset, "samples": config.samples, "hidden": list(config.hidden),
-            "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size, "seed": config.seed}
+            "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
+            "test_fraction": test_fraction}
 
 
 def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
@@ -263,6 +302,7 @@ def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
     saved = metadata.get("settings")
     if not isinstance(saved, dict) or "epoch" not in metadata or not metadata.get("history"):
         raise ResumeError(f"resume: {config.resume!r} is a checkpoint but not one written by `tinygrad-lite train`")
+    saved = {"test_fraction": 0.0, **saved}  # written before test splits existed
     differ = [f"{key} {saved.get(key)!r} there, {settings[key]!r} here" for key in _RESUME_KEYS
               if saved.get(key) != settings[key]]
     if differ:
@@ -292,7 +332,7 @@ def save_run(result: TrainResult, out: str, settings: dict | None = None) -> Non
     """Write metrics.csv and checkpoint.safetensors (model, optimizer, generator, history) into `out`."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, METRICS), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["epoch", "loss", "accuracy", "seconds"])
+        writer = csv.DictWriter(f, fieldnames=list(result.history[0]))
         writer.writeheader()
         writer.writerows(result.history)
     checkpoint.save(os.path.join(out, CHECKPOINT), result.model, result.optimizer, epoch=result.final["epoch"],
