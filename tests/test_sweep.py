@@ -17,6 +17,7 @@ optuna = pytest.importorskip("optuna")
 
 from tinygrad_lite import cli  # noqa: E402
 from tinygrad_lite import train as training  # noqa: E402
+from tinygrad_lite.optim import registry  # noqa: E402
 from tinygrad_lite.sweep import SpaceError, SweepError, run  # noqa: E402
 from tinygrad_lite.sweep import space as spaces  # noqa: E402
 from tinygrad_lite.sweep.trial import TrialJob, run_trial  # noqa: E402
@@ -110,7 +111,7 @@ def test_grid_without_choices_or_step_and_a_missing_file_are_usage_errors(tmp_pa
 
 def test_the_default_space_covers_every_optimizer_and_the_datasets_come_from_train():
     space = spaces.default()
-    assert set(space["optimizer"].choices) == set(training.OPTIMIZERS)
+    assert set(space["optimizer"].choices) == set(registry.names(aliases=False))
     assert {"lr", "beta", "beta1", "beta2", "batch_size", "hidden"} <= set(space)
     choices = cli.build_parser()._subparsers._group_actions[0].choices["sweep"]._option_string_actions
     assert set(choices["--dataset"].choices) == {*training.DATASETS, *training.REAL_DATASETS} >= {"digits", "wine"}

@@ -27,6 +27,7 @@ from typing import Any
 import optuna
 
 from tinygrad_lite import train as training
+from tinygrad_lite.optim import registry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,7 +60,7 @@ def _sizes(value: Any) -> bool:
 
 
 KINDS: dict[str, _Kind] = {
-    "optimizer": _Kind(None, lambda v: v in training.OPTIMIZERS, f"one of {', '.join(sorted(training.OPTIMIZERS))}"),
+    "optimizer": _Kind(None, lambda v: v in registry.names(), f"one of {', '.join(registry.names())}"),
     "lr": _Kind(float, lambda v: v > 0, "a number > 0"),
     "batch_size": _Kind(int, lambda v: v == "full" or (isinstance(v, int) and v > 0), "an integer > 0 or 'full'"),
     "hidden": _Kind(None, _sizes, "layer sizes such as \"64,64\" or [64, 64]"),
@@ -232,7 +233,7 @@ def _choices(name: str, choices: Any, where: str) -> tuple[Any, ...]:
 
 def default() -> Space:
     """The built-in space: every optimizer x lr (log scale) x the rules' betas x batch size x hidden sizes."""
-    optimizers = ", ".join(f'"{name}"' for name in training.OPTIMIZERS)
+    optimizers = ", ".join(f'"{name}"' for name in registry.names(aliases=False))
     return parse(f"""
 [optimizer]
 choices = [{optimizers}]
