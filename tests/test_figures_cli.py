@@ -70,22 +70,15 @@ def test_race_gif_is_an_animation_with_one_frame_per_point_up_to_the_cap(tmp_pat
         assert gif.info["duration"] == 80 and gif.info["loop"] == 0  # 1000 / GIF_FPS ms, stored in 1/100 s
 
 
-def _animate_with_funcanimation(fig, lines, result, gif_path):
+def _animate_with_funcanimation(fig, lines, ends, result, gif_path):
     """The reference: matplotlib's FuncAnimation + PillowWriter, which redraw the whole figure for every frame."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     from tinygrad_lite import plots
 
-    steps = max(len(p.points) for p in result.paths)
-    frames = np.unique(np.linspace(1, steps, min(plots.GIF_FRAMES, steps)).astype(int))
-
-    def draw(n):
-        for line, p in zip(lines, result.paths):
-            line.set_data(p.points[:n, 0], p.points[:n, 1])
-        return lines
-
+    frames, update = plots._race_frames(lines, ends, result)
     writer = PillowWriter(fps=plots.GIF_FPS)
-    FuncAnimation(fig, draw, frames=frames, blit=False).save(gif_path, writer=writer, dpi=plots.GIF_DPI)
+    FuncAnimation(fig, update, frames=frames, blit=False).save(gif_path, writer=writer, dpi=plots.GIF_DPI)
 
 
 @pytest.mark.parametrize("surface, steps, lr", [
@@ -162,7 +155,8 @@ def test_without_matplotlib_commands_print_the_install_hint_and_exit_2(tmp_path,
 
 def test_the_batches_csv_writes_the_full_batch_as_the_dataset_size(tmp_path):
     pytest.importorskip("matplotlib")
-    assert main(["batches", "--samples", "100", "--sizes", "full,50", "--epochs", "2", "--out", str(tmp_path)]) == 0
+    assert main(["batches", "--samples", "100", "--sizes", "full,50", "--epochs", "2", "--seconds", "0",
+                 "--out", str(tmp_path)]) == 0
     rows = _rows(tmp_path / "batches.csv")[1:]
     assert sorted({int(r[0]) for r in rows}) == [50, 100]
     full = np.array([[float(v) for v in r[1:]] for r in rows if r[0] == "100"])
