@@ -286,8 +286,7 @@ def plot_batches(study: BatchStudy, path: str) -> None:
     by_time.set_xlabel("training seconds" + (" (log scale)" if log_time else ""))
     if study.seconds > 0:
         by_time.set_xlim(right=study.seconds)
-        by_time.set_title(f"per second: each size trains {study.seconds:g} s; batch 1 pays for no vectorisation",
-                          fontsize=10)
+        by_time.set_title(f"per second: the first {study.seconds:g} s of every run", fontsize=10)
     else:
         by_time.set_title("per second: batch size 1 pays for no vectorisation")
     by_epoch.legend(fontsize=8)
