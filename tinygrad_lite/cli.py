@@ -489,7 +489,7 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=_positive_int, default=None,
                    help="trials to finish in the study, earlier runs' included (default 40; grid: the whole grid)")
     p.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
-                   help="start no new trial after S seconds")
+                   help="start no new trial after S seconds (default: no limit)")
     p.add_argument("--sampler", choices=["grid", "random", "tpe"], default="tpe", help="default %(default)s")
     p.add_argument("--pruner", choices=["none", "median", "hyperband"], default="median", help="default %(default)s")
     p.add_argument("--seed", type=_seed, default=0,
@@ -499,7 +499,8 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default=None, metavar="URL",
                    help="an Optuna RDB URL or a journal file path (default OUT/study.journal)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run the trials on a Dask cluster, e.g. tcp://10.0.0.5:8786 (--workers is then ignored)")
+                   help="run the trials on a Dask cluster, e.g. tcp://10.0.0.5:8786, instead of --workers "
+                        "(default: local)")
     p.add_argument("--out", default="runs/sweep",
                    help="folder for the study, results.csv, best.json and figures (default %(default)s); "
                         "re-running the same command there continues the study")

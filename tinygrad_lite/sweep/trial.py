@@ -104,12 +104,12 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise ValueError(f"unknown pruner {name!r}, expected none, median or hyperband")
 
 
-_studies: dict[tuple[str, str], tuple[optuna.Study, Any]] = {}  # per process: a storage replays its log once
+_studies: dict[tuple[str, Any], tuple[optuna.Study, Any]] = {}  # per process: a storage replays its log once
 
 
 def _trial(job: TrialJob) -> optuna.Trial:
     """The running trial `job.number` of the study, through this process's storage."""
-    key = (job.study_name, repr(job.storage))
+    key = (job.study_name, getattr(job.storage, "name", job.storage))  # a DaskStorage by its registered name
     if key not in _studies:
         storage = open_storage(job.storage)
         study = optuna.load_study(study_name=job.study_name, storage=storage, pruner=make_pruner(job.pruner))
