@@ -68,6 +68,8 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
 
 
 def _as_tuple(values: Tensor | Sequence[Tensor], what: str) -> tuple[Tensor, ...]:
+    if isinstance(values, np.ndarray):
+        raise TypeError(f"grad: {what} must be a Tensor or a sequence of Tensors, got ndarray")
     values = (values,) if isinstance(values, Tensor) else tuple(values)
     for i, v in enumerate(values):
         if not isinstance(v, Tensor):
