@@ -152,7 +152,8 @@ def test_a_backward_that_would_drop_the_graph_raises_instead():
 def test_dual_math_functions_record_on_tensors_and_compute_on_arrays():
     a = np.array([0.5, 2.0])
     t = _leaf(a)
-    for fn, reference in [(ops.exp, np.exp), (ops.log, np.log), (lambda v: ops.maximum(v, 1.0), lambda v: np.maximum(v, 1.0)),
+    for fn, reference in [(ops.exp, np.exp), (ops.log, np.log),
+                          (lambda v: ops.maximum(v, 1.0), lambda v: np.maximum(v, 1.0)),
                           (lambda v: ops.where(a > 1, v, 0.0), lambda v: np.where(a > 1, v, 0.0)),
                           (lambda v: ops.broadcast_to(v, (3, 2)), lambda v: np.broadcast_to(v, (3, 2)))]:
         on_array, on_tensor = fn(a), fn(t)

@@ -94,8 +94,10 @@ def test_vjp_hvp_vhp_match_torch():
         _assert_same(ours, theirs)
     x, tx = _pair(rng.standard_normal((2, 3)))
     w = rng.standard_normal((2, 3))
-    _assert_same(functional.vjp(lambda t: t.exp() * t, x, Tensor(w)), TF.vjp(lambda t: t.exp() * t, tx, torch.tensor(w)))
-    _assert_same(functional.hvp(lambda t: (t**3).sum(), x, Tensor(w)), TF.hvp(lambda t: (t**3).sum(), tx, torch.tensor(w)))
+    _assert_same(functional.vjp(lambda t: t.exp() * t, x, Tensor(w)),
+                 TF.vjp(lambda t: t.exp() * t, tx, torch.tensor(w)))
+    _assert_same(functional.hvp(lambda t: (t**3).sum(), x, Tensor(w)),
+                 TF.hvp(lambda t: (t**3).sum(), tx, torch.tensor(w)))
 
 
 def test_create_graph_keeps_results_differentiable():

@@ -12,6 +12,6 @@ from tinygrad_lite.rng import manual_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "autograd", "data", "detect_anomaly", "draw_graph", "enable_grad", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "load",
-    "manual_seed", "nn", "no_grad", "optim", "save", "set_num_threads", "trace",
+    "Tensor", "autograd", "data", "detect_anomaly", "draw_graph", "enable_grad", "grad", "gradcheck", "gradgradcheck",
+    "is_grad_enabled", "load", "manual_seed", "nn", "no_grad", "optim", "save", "set_num_threads", "trace",
 ]

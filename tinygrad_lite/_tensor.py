@@ -739,23 +739,38 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
     With `wanted` it touches no `.grad`, visits only nodes that lead to a wanted tensor, and returns
     {id(tensor): its total grad} for the wanted tensors that got one, as `tinygrad_lite.grad`.
     Under `create_graph` the grads are Tensors and every node's backward is recorded.
+    The mode is settled once here, so a plain backward pays no per-node test for the others.
     """
-    grads: dict[int, Any] = {}
-    for root, seed in zip(roots, seeds):
-        key = id(root)
-        grads[key] = grads[key] + seed if key in grads else seed
+    if len(roots) == 1:
+        grads: dict[int, Any] = {id(roots[0]): seeds[0]}
+    else:
+        grads = {}
+        for root, seed in zip(roots, seeds):
+            key = id(root)
+            grads[key] = grads[key] + seed if key in grads else seed
     order = _topological_order(*roots)
-    found = reaches = None
+    found: dict[int, Any] | None = None
+    general = create_graph or wanted is not None
     if wanted is not None:
-        found, wanted_ids = {}, {id(t) for t in wanted}
-        reaches = set(wanted_ids)
+        found, wanted_ids, reaches = {}, {id(t) for t in wanted}, set()
         for node in order:  # inputs first, so each node knows whether a wanted tensor lies below it
             ctx = node._ctx
-            if ctx is not None and any(id(parent) in reaches for parent in ctx.inputs):
+            if id(node) in wanted_ids or (ctx is not None and any(id(p) in reaches for p in ctx.inputs)):
                 reaches.add(id(node))
+        order = [node for node in order if id(node) in reaches]
+
+        def settle(node: Tensor, g: Any) -> None:
+            if id(node) in wanted_ids:
+                found[id(node)] = g
+    elif create_graph:
+        def settle(node: Tensor, g: Any) -> None:
+            if node._ctx is None or node._retains_grad:
+                node._accumulate_grad(g._data)
     observer = _backward_observer
-    previous = _differentiating, _grad_enabled
     if create_graph:
+        if observer is not None:
+            observer = _observe_values(observer)
+        previous = _differentiating, _grad_enabled
         _set_modes(True, True)
     try:
         for node in reversed(order):
@@ -765,22 +780,17 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             if node._hooks:
                 g = _run_grad_hooks(node, g)
             ctx = node._ctx
-            if found is not None:
-                if id(node) in wanted_ids:
-                    found[id(node)] = g
+            if general:
+                settle(node, g)
             elif ctx is None or node._retains_grad:
-                node._accumulate_grad(g._data if create_graph else g)
+                node._accumulate_grad(g)
             if ctx is None:
                 continue
             input_grads = _differentiable_backward(ctx, node, g) if create_graph else ctx.backward(g)
             if observer is not None:
-                if create_graph:  # observers keep numbers, not graphs
-                    observer(node, ctx, g._data, tuple(x if x is None else x._data for x in input_grads))
-                else:
-                    observer(node, ctx, g, input_grads)
+                observer(node, ctx, g, input_grads)
             for parent, parent_grad in zip(ctx.inputs, input_grads):
-                if parent_grad is None or not parent.requires_grad or (reaches is not None and
-                                                                        id(parent) not in reaches):
+                if parent_grad is None or not parent.requires_grad:
                     continue
                 key = id(parent)
                 grads[key] = grads[key] + parent_grad if key in grads else parent_grad
@@ -790,6 +800,13 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
         if create_graph:
             _set_modes(*previous)
     return found
+
+
+def _observe_values(observer: Callable) -> Callable:
+    """`observer` given arrays where a create_graph backward has Tensors: observers keep numbers, not graphs."""
+    def observe(node: Tensor, ctx: Function, grad: Tensor, input_grads: tuple) -> None:
+        observer(node, ctx, grad._data, tuple(g if g is None else g._data for g in input_grads))
+    return observe
 
 
 def _set_modes(differentiating: bool, grad_enabled: bool) -> None:
@@ -841,7 +858,7 @@ def _topological_order(*roots: Tensor, every_input: bool = False) -> list[Tensor
     """
     order: list[Tensor] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False) for root in reversed(roots)]
+    stack: list[tuple[Tensor, bool]] = [(root, False) for root in roots[::-1]]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:

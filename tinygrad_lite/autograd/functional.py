@@ -119,7 +119,7 @@ def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False, 
     leaves = _prepare(values, create_graph)
     out_tuple, outputs = _outputs(func(*leaves), "jacobian")
     rows = []
-    for k, out in enumerate(outputs):
+    for out in outputs:
         per_input: list[list[Tensor]] = [[] for _ in leaves]
         for element in range(out.data.size):
             one_hot = np.zeros(out.shape, out.dtype)

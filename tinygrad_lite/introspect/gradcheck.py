@@ -1,4 +1,4 @@
-"""`gradcheck` and `gradgradcheck`: compare autograd's first and second derivatives with central differences, in float64."""
+"""`gradcheck` and `gradgradcheck`: autograd's first and second derivatives against central differences, in float64."""
 
 from __future__ import annotations
 
