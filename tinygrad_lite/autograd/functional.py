@@ -17,14 +17,20 @@ from tinygrad_lite._tensor import Tensor
 from tinygrad_lite.autograd import grad
 
 
-def _inputs(inputs: Any, fn: str) -> tuple[bool, tuple[Tensor, ...]]:
-    """(whether inputs was a tuple, the inputs as fresh leaves that require grad)."""
-    is_tuple = isinstance(inputs, (tuple, list))
-    values = tuple(inputs) if is_tuple else (inputs,)
+def _tensors(values: Any, fn: str, what: str) -> tuple[bool, tuple[Tensor, ...]]:
+    """(whether `values` was a tuple, its Tensors); a TypeError naming the entry that is not a Tensor."""
+    is_tuple = isinstance(values, (tuple, list))
+    values = tuple(values) if is_tuple else (values,)
     for i, v in enumerate(values):
         if not isinstance(v, Tensor):
-            raise TypeError(f"{fn}: inputs must be a Tensor or a tuple of Tensors, but input {i} is a "
+            raise TypeError(f"{fn}: {what}s must be a Tensor or a tuple of Tensors, but {what} {i} is a "
                             f"{type(v).__name__}")
+    return is_tuple, values
+
+
+def _inputs(inputs: Any, fn: str) -> tuple[bool, tuple[Tensor, ...]]:
+    is_tuple, values = _tensors(inputs, fn, "input")
+    for i, v in enumerate(values):
         if v.dtype.kind != "f":
             raise TypeError(f"{fn}: input {i} has dtype {v.dtype}; derivatives need float32 or float64 inputs")
     return is_tuple, values
@@ -37,13 +43,7 @@ def _prepare(values: tuple[Tensor, ...], create_graph: bool) -> tuple[Tensor, ..
 
 
 def _outputs(result: Any, fn: str) -> tuple[bool, tuple[Tensor, ...]]:
-    is_tuple = isinstance(result, (tuple, list))
-    values = tuple(result) if is_tuple else (result,)
-    for i, v in enumerate(values):
-        if not isinstance(v, Tensor):
-            raise TypeError(f"{fn}: the function must return a Tensor or a tuple of Tensors, but output {i} is a "
-                            f"{type(v).__name__}")
-    return is_tuple, values
+    return _tensors(result, fn, "output")
 
 
 def _vectors(v: Any, like: tuple[Tensor, ...], fn: str, what: str) -> tuple[Tensor, ...]:
