@@ -128,7 +128,7 @@ def test_matmul_matches_numpy_or_raises_for_misaligned_shapes(data, n, k, m, bat
         return
     out = a @ b
     _same(out.data, a_np @ b_np, 1e-4)
-    if out.size:
+    if out.numel():
         (out * out).sum().backward() if _finite_moderate(a_np, b_np) else out.backward(np.ones(out.shape, out.dtype))
     else:
         out.backward(np.ones(out.shape, out.dtype))

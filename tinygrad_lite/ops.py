@@ -6,6 +6,7 @@ Binary ops broadcast like numpy, and `unbroadcast` is the one place that undoes 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -306,6 +307,48 @@ class Sigmoid(Function):
         return (grad * out * (1 - out),)
 
 
+class Erf(Function):
+    """erf(x) = 2/sqrt(pi) * integral of exp(-t^2) from 0 to x;  dx = g * 2/sqrt(pi) * exp(-x^2).
+
+    numpy has no erf, so the forward calls `math.erf` per element: exact, and slow only for large tensors.
+    """
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return _erf(x).astype(x.dtype, copy=False)
+
+    def backward(self, grad):
+        (x,) = self.saved
+        return (grad * (2 / np.sqrt(np.pi)) * np.exp(-x * x),)
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+class Softplus(Function):
+    """log(1 + exp(beta*x)) / beta, as max(bx, 0) + log1p(exp(-|bx|)) so no |x| overflows;  dx = g*sigmoid(bx).
+
+    Where beta*x > threshold it is x (and dx = g), as in PyTorch; threshold None never switches (logsigmoid).
+    """
+
+    def forward(self, x, beta=1.0, threshold=20.0):
+        scaled = x * beta
+        out = (np.maximum(scaled, 0) + np.log1p(np.exp(-np.abs(scaled)))) / beta
+        linear = scaled > threshold if threshold is not None else None
+        if linear is not None:
+            out = np.where(linear, x, out)
+        self.save_for_backward(scaled, linear)
+        return out.astype(x.dtype, copy=False)
+
+    def backward(self, grad):
+        scaled, linear = self.saved
+        small = np.exp(-np.abs(scaled))  # sigmoid(beta*x) from exp(-|bx|): no overflow, full precision in the tails
+        slope = np.where(scaled >= 0, 1, small) / (1 + small)
+        if linear is not None:
+            slope = np.where(linear, 1, slope)
+        return ((grad * slope).astype(grad.dtype, copy=False),)
+
+
 class Relu(Function):
     """max(x, 0);  dx = g where x > 0, else 0."""
 
@@ -380,16 +423,18 @@ class Sum(Function):
 class Max(Function):
     """Max over `axis`; tied maxima share the gradient equally, as PyTorch's `amax` does."""
 
+    reduce = staticmethod(np.max)
+
     def forward(self, x, axis=None, keepdims=False):
         if axis is not None:
-            axis = check_axis("max", axis, x.shape)
+            axis = check_axis(self.name, axis, x.shape)
         try:
-            out = np.max(x, axis=axis, keepdims=True)
+            out = self.reduce(x, axis=axis, keepdims=True)
         except ValueError:
             if x.size:
                 raise  # not an empty reduction: numpy's own error, unchanged
-            raise ValueError(f"max: cannot reduce over an empty axis of a tensor of shape {x.shape} "
-                             f"(axis={axis}); the maximum of no values is undefined") from None
+            raise ValueError(f"{self.name}: cannot reduce over an empty axis of a tensor of shape {x.shape} "
+                             f"(axis={axis}); the {self.name}imum of no values is undefined") from None
         self.save_for_backward(x == out, axis, keepdims)
         return out if keepdims else np.squeeze(out, axis=axis)
 
@@ -397,6 +442,26 @@ class Max(Function):
         is_max, axis, keepdims = self.saved
         share = is_max / np.sum(is_max, axis=axis, keepdims=True, dtype=grad.dtype)  # stays float32
         return (share * _expand_reduced(grad, is_max.shape, axis, keepdims),)
+
+
+class Min(Max):
+    """Min over `axis`, a reduction of its own (not -max(-x), which is wrong for unsigned, int minimum and bool)."""
+
+    reduce = staticmethod(np.min)
+
+
+class Cast(Function):
+    """x.astype(dtype), always a copy;  dx = g in x's dtype."""
+
+    name = "to"
+
+    def forward(self, x, dtype):
+        self.save_for_backward(x.dtype)
+        return x.astype(dtype)
+
+    def backward(self, grad):
+        (dtype,) = self.saved
+        return (grad.astype(dtype),)
 
 
 # ---- movement ----------------------------------------------------------------------------------
