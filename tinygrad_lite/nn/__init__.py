@@ -1,14 +1,20 @@
-"""Layers, losses and initialisers, named as in `torch.nn`."""
+"""Layers, losses, initialisers and gradient clipping, named as in `torch.nn`."""
 
-from tinygrad_lite.nn import functional, init
+from tinygrad_lite.nn import functional, init, utils
 from tinygrad_lite.nn.layers import (
     ELU,
     GELU,
+    BatchNorm1d,
     Dropout,
+    Embedding,
+    Flatten,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     LogSigmoid,
+    ModuleDict,
+    ModuleList,
     ReLU,
     Sequential,
     Sigmoid,
@@ -17,12 +23,21 @@ from tinygrad_lite.nn.layers import (
     Softplus,
     Tanh,
 )
-from tinygrad_lite.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from tinygrad_lite.nn.module import IncompatibleKeys, Module, StateDictError
+from tinygrad_lite.nn.losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from tinygrad_lite.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "GELU", "Identity", "LogSigmoid", "SiLU",
-    "Softplus", "IncompatibleKeys", "LeakyReLU",
-    "Linear", "MSELoss", "Module", "ReLU", "Sequential", "Sigmoid", "Softmax", "StateDictError", "Tanh",
-    "functional", "init",
+    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "ELU", "Embedding", "Flatten",
+    "GELU", "HuberLoss", "Identity", "IncompatibleKeys", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSigmoid",
+    "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid",
+    "SmoothL1Loss", "Softmax", "Softplus", "StateDictError", "Tanh", "functional", "init", "utils",
 ]
