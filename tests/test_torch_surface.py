@@ -80,6 +80,8 @@ CASES = {
     "chunk short": (lambda x, lib: lib.cat([p * (i + 1) for i, p in enumerate(x.chunk(4, dim=0))]), [(3, 2)]),
     "gather": (lambda x, lib: x.gather(1, lib.tensor([[0, 0], [3, 1], [2, 2]])), [(3, 4)]),
     "gather dim 0": (lambda x, lib: x.gather(dim=0, index=lib.tensor([[2, 0, 1, 1]])), [(3, 4)]),
+    "operator methods": (lambda x, y, lib: x.add(y).mul(y.neg()).sub(x, alpha=2).div(y.square() + 1).add(y, alpha=0.5)
+                         + x.abs().pow(1.5) + (x.square() + 1).reciprocal(), [(3, 4), (3, 4)]),
     "masked_fill": (lambda x, lib: x.masked_fill(x > 0, 0.5) * x, [(3, 4)]),
     "clamp": (lambda x, lib: x.clamp(-0.5, 0.5) + x.clamp(min=0.1) + x.clamp(max=-0.2), [(3, 4)]),
     "clone": (lambda x, lib: x.clone() * x, [(3, 4)]),
@@ -427,7 +429,7 @@ def test_shape_errors_name_the_op():
 
 
 @pytest.mark.parametrize("name, fragment", [
-    ("cuda", "drop .cuda()"), ("add_", "use x + y"), ("clamp_", "x = x.clamp(...)"), ("zero_", "zeros_like"),
+    ("cuda", "drop .cuda()"), ("add_", "x = x.add(...)"), ("clamp_", "x = x.clamp(...)"), ("zero_", "zeros_like"),
     ("mm", "a @ b"), ("norm", "sqrt"), ("type", ".to(dtype)"),
 ])
 def test_pytorch_spellings_we_lack_name_the_equivalent(name, fragment):

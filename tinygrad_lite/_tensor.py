@@ -137,8 +137,6 @@ _TORCH_HINTS = {
     "floor": "use x.data (numpy) for sign, floor, ceil and round: their gradient is zero",
     "ceil": "use x.data (numpy) for sign, floor, ceil and round: their gradient is zero",
     "round": "use x.data (numpy) for sign, floor, ceil and round: their gradient is zero",
-    "square": "use x * x (or x ** 2)",
-    "add": "use x + y", "sub": "use x - y", "mul": "use x * y", "div": "use x / y", "pow": "use x ** y",
     "zero": "use tinygrad_lite.zeros_like(x), or x.data[...] = 0 outside the graph",
     "fill": "use tinygrad_lite.full_like(x, value), or x.data[...] = value outside the graph",
     "half": "float16 is not supported; use .float() (float32) or .double()",
@@ -600,6 +598,39 @@ class Tensor:
     def matmul(self, other: Any) -> Tensor:
         """Matrix product with numpy's `@` rules (vectors, batches)."""
         return self @ other
+
+    # torch's method spellings of the operators.
+    def add(self, other: Any, alpha: float = 1) -> Tensor:
+        """self + alpha * other."""
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, alpha: float = 1) -> Tensor:
+        """self - alpha * other."""
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other: Any) -> Tensor:
+        """self * other."""
+        return self * other
+
+    def div(self, other: Any) -> Tensor:
+        """self / other (true division)."""
+        return self / other
+
+    def pow(self, exponent: Any) -> Tensor:
+        """self ** exponent."""
+        return self**exponent
+
+    def neg(self) -> Tensor:
+        """-self."""
+        return -self
+
+    def square(self) -> Tensor:
+        """self * self."""
+        return self * self
+
+    def reciprocal(self) -> Tensor:
+        """1 / self (float32 for an integer tensor)."""
+        return 1 / self
 
     # ---- elementwise -----------------------------------------------------------------------------
 
