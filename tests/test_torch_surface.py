@@ -382,6 +382,22 @@ def test_softplus_and_logsigmoid_are_stable_in_the_hundreds(dtype):
         np.testing.assert_allclose(t.grad, ref.grad.numpy(), rtol=1e-6, atol=1e-30)
 
 
+def test_erf_without_scipy_falls_back_to_math_erf(monkeypatch):
+    import sys
+
+    from tinygrad_lite import ops
+    x = np.linspace(-4, 4, 17)
+    with_scipy = Tensor(x).erf().data
+    monkeypatch.setitem(sys.modules, "scipy.special", None)  # makes the import fail
+    ops._erf_function.cache_clear()
+    try:
+        assert ops._erf_function().__name__ == "erf (vectorized)"  # numpy's wrapper of math.erf
+        np.testing.assert_allclose(Tensor(x).erf().data, with_scipy, rtol=1e-15, atol=1e-16)
+        assert Tensor(x.astype(np.float32)).erf().dtype == np.float32
+    finally:
+        ops._erf_function.cache_clear()
+
+
 def test_elu_and_gelu_are_finite_for_huge_inputs():
     x = Tensor(np.array([-1000.0, 1000.0], np.float32), requires_grad=True)
     (F.elu(x) + F.gelu(x) + F.silu(x)).sum().backward()

@@ -6,6 +6,7 @@ Binary ops broadcast like numpy, and `unbroadcast` is the one place that undoes 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -310,19 +311,26 @@ class Sigmoid(Function):
 class Erf(Function):
     """erf(x) = 2/sqrt(pi) * integral of exp(-t^2) from 0 to x;  dx = g * 2/sqrt(pi) * exp(-x^2).
 
-    numpy has no erf, so the forward calls `math.erf` per element: exact, and slow only for large tensors.
+    numpy has no erf: the forward uses scipy's vectorised one when scipy is installed (the `scipy` extra), else
+    `math.erf` per element, equally exact and about 40 times slower.
     """
 
     def forward(self, x):
         self.save_for_backward(x)
-        return _erf(x).astype(x.dtype, copy=False)
+        return _erf_function()(x).astype(x.dtype, copy=False)
 
     def backward(self, grad):
         (x,) = self.saved
         return (grad * (2 / np.sqrt(np.pi)) * np.exp(-x * x),)
 
 
-_erf = np.frompyfunc(math.erf, 1, 1)
+@functools.cache
+def _erf_function() -> Any:
+    try:
+        from scipy.special import erf  # imported on first use: scipy costs import time nobody else pays
+    except ImportError:
+        return np.frompyfunc(math.erf, 1, 1)
+    return erf
 
 
 class Softplus(Function):
