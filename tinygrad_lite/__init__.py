@@ -2,9 +2,10 @@
 
 import numpy as _np
 
-from tinygrad_lite import data, nn, optim
+from tinygrad_lite import autograd, data, nn, optim
 from tinygrad_lite._tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 from tinygrad_lite.anomaly import detect_anomaly
+from tinygrad_lite.autograd import grad
 from tinygrad_lite.checkpoint import load, save
 from tinygrad_lite.creation import (
     arange,
@@ -27,7 +28,7 @@ from tinygrad_lite.creation import (
     zeros,
     zeros_like,
 )
-from tinygrad_lite.introspect import draw_graph, gradcheck, trace
+from tinygrad_lite.introspect import draw_graph, gradcheck, gradgradcheck, trace
 from tinygrad_lite.optim import set_num_threads
 from tinygrad_lite.rng import manual_seed
 
@@ -42,6 +43,7 @@ maximum = Tensor.maximum
 minimum = Tensor.minimum
 
 # torch's dtype names, as numpy dtypes (a Tensor's .dtype is a numpy dtype, so t.dtype == tinygrad_lite.int64).
+# `float`, `int` and `bool` stay out of __all__, so a star import cannot shadow the builtins.
 float32 = float = _np.dtype("float32")  # torch.float is float32
 float64 = double = _np.dtype("float64")
 int64 = long = _np.dtype("int64")
@@ -73,10 +75,10 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "Tensor", "arange", "bool", "cat", "concatenate", "data", "detect_anomaly", "double", "draw_graph", "empty",
-    "empty_like", "enable_grad", "eye", "float", "float32", "float64", "from_numpy", "full", "full_like",
-    "gradcheck", "int", "int8", "int16", "int32", "int64", "is_grad_enabled", "linspace", "load", "long",
-    "manual_seed", "maximum", "minimum", "nn", "no_grad", "ones", "ones_like", "optim", "rand", "rand_like",
-    "randint", "randint_like", "randn", "randn_like", "save", "set_num_threads", "short", "stack", "tensor", "trace",
-    "uint8", "where", "zeros", "zeros_like",
+    "Tensor", "arange", "autograd", "cat", "concatenate", "data", "detect_anomaly", "double", "draw_graph", "empty",
+    "empty_like", "enable_grad", "eye", "float32", "float64", "from_numpy", "full", "full_like", "grad", "gradcheck",
+    "gradgradcheck", "int8", "int16", "int32", "int64", "is_grad_enabled", "linspace", "load", "long", "manual_seed",
+    "maximum", "minimum", "nn", "no_grad", "ones", "ones_like", "optim", "rand", "rand_like", "randint",
+    "randint_like", "randn", "randn_like", "save", "set_num_threads", "short", "stack", "tensor", "trace", "uint8",
+    "where", "zeros", "zeros_like",
 ]
