@@ -1,7 +1,10 @@
 """One optimizer step per rule and size: literal numpy, reference numpy, Numba serial/parallel, the public
 `optimizer.step()`, torch (for-loop, foreach, fused) and the memory floor, in float32.
+Then Adam with its state in float32, bfloat16 and int8 at 1e7 and 5e7 elements, against their memory
+floors (28, 20 and 16 bytes per parameter), torch's fused Adam and bitsandbytes' CPU Adam8bit.
 
-    python bench/optim_step.py            # writes the "optim_step" section of bench/RESULTS.md
+    python bench/optim_step.py            # writes the "optim_step" and "optim_state" sections of bench/RESULTS.md
+    python bench/optim_step.py --state    # only the state-dtype comparison ("optim_state")
 
 tinygrad_lite runs in one process and torch in another, each with its thread counts set (2 threads
 for Numba and torch, 1 for BLAS), so their thread pools never compete.
@@ -9,6 +12,7 @@ for Numba and torch, 1 for BLAS), so their thread pools never compete.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -241,6 +245,141 @@ def packed_instructions() -> str:
     return ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
 
 
+# ---- optimizer state in 32, 16 and 8 bits (the tinygrad_lite process) ------------------------------
+
+STATE_SIZES = [10**7, 5 * 10**7]
+STATE_DTYPES = ["float32", "bfloat16", "int8"]
+ROUNDS = 9  # interleaved rounds: every variant runs once per round, so drift hits them alike
+
+
+def state_floor_kernels():
+    """Adam-shaped loops that move the bytes of each state dtype, additions only: 28, 20 and 16 bytes/param."""
+    import numba
+    from numba import prange
+
+    @numba.njit(parallel=True, fastmath=True)
+    def floor_words(p, g, m, v):  # bfloat16: param r/w, grad r, two uint16 words r/w
+        for i in prange(p.size):
+            m[i] += np.uint16(1)
+            v[i] += np.uint16(1)
+            p[i] += g[i] + m[i] + v[i]
+
+    @numba.njit(parallel=True, fastmath=True)
+    def floor_codes(p, g, m, v):  # int8: param r/w, grad r, two uint8 codes r/w (absmax: 1/64 byte more)
+        for i in prange(p.size):
+            m[i] += np.uint8(1)
+            v[i] += np.uint8(1)
+            p[i] += g[i] + m[i] + v[i]
+
+    return {"float32": floor_kernels()[4][1], "bfloat16": floor_words, "int8": floor_codes}
+
+
+def state_worker() -> dict:
+    """Adam's step per state dtype and its floor, in interleaved rounds, and the state's bytes per parameter."""
+    from tinygrad_lite.optim import kernels, lowbit
+
+    rng = np.random.default_rng(0)
+    floors = state_floor_kernels()
+    hyper = rule_kwargs("adam", 10)
+    out: dict = {"rows": {}}
+    for n in STATE_SIZES:
+        param = rng.standard_normal(n).astype(np.float32)
+        grad = (rng.standard_normal(n) * 1e-3).astype(np.float32)
+        blocks = lowbit.n_blocks(n)
+        states = {"float32": [np.zeros(n, np.float32), np.zeros(n, np.float32)],
+                  "bfloat16": [np.zeros(n, np.uint16), np.zeros(n, np.uint16)],
+                  "int8": [np.full(n, lowbit.SIGNED_ZERO, np.uint8), np.zeros(blocks, np.float32),
+                           np.zeros(n, np.uint8), np.zeros(blocks, np.float32)]}
+        steps = {"float32": kernels.bind("adam", [param, grad, *states["float32"]]),
+                 "bfloat16": kernels.bind_lowbit("adam", "bfloat16", [param, grad, *states["bfloat16"]]),
+                 "int8": kernels.bind_lowbit("adam", "int8", [param, grad, *states["int8"]])}
+        floor_arrays = {"float32": states["float32"], "bfloat16": states["bfloat16"],
+                        "int8": [states["int8"][0], states["int8"][2]]}
+        calls = {}
+        for dtype in STATE_DTYPES:
+            calls[f"{dtype} step"] = functools.partial(steps[dtype], **hyper)
+            calls[f"{dtype} floor"] = functools.partial(floors[dtype], param, grad, *floor_arrays[dtype])
+        for fn in calls.values():
+            fn()  # compile and warm up; the floors' additions only shift the values the steps then see
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(ROUNDS):
+            for name, fn in calls.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        row = {name: {"median": statistics.median(t), "min": min(t), "max": max(t)} for name, t in times.items()}
+        row["bytes"] = {d: sum(a.nbytes for a in states[d]) / n for d in STATE_DTYPES}
+        out["rows"][str(n)] = row
+    return out
+
+
+def bnb_worker() -> dict:
+    """bitsandbytes' CPU Adam8bit on the same sizes (its own process; skipped if not importable)."""
+    import bitsandbytes
+    import torch
+
+    torch.set_num_threads(2)
+    out: dict = {"version": bitsandbytes.__version__, "rows": {}}
+    for n in STATE_SIZES:
+        p = torch.nn.Parameter(torch.randn(n))
+        p.grad = torch.randn(n) * 1e-3
+        opt = bitsandbytes.optim.Adam8bit([p], lr=HYPER["lr"], eps=HYPER["eps"])
+        out["rows"][str(n)] = measure(opt.step, repeats=3, target=0.0, warmup=1)
+    return out
+
+
+def torch_fused_worker() -> dict:
+    """torch's fused float32 Adam on the state-comparison sizes."""
+    import torch
+
+    torch.set_num_threads(2)
+    out: dict = {"rows": {}}
+    with torch.no_grad():
+        for n in STATE_SIZES:
+            p = torch.zeros(n, requires_grad=True)
+            p.grad = torch.randn(n) * 1e-3
+            opt = torch.optim.Adam([p], lr=HYPER["lr"], eps=HYPER["eps"], fused=True)
+            out["rows"][str(n)] = measure(opt.step, repeats=ROUNDS, target=0.0, warmup=2)
+    return out
+
+
+def state_report() -> None:
+    ours = worker("state")
+    theirs = worker("torch-fused")
+    bnb = worker("bnb")
+    rows = []
+    for n in STATE_SIZES:
+        r = ours["rows"][str(n)]
+        f32 = r["float32 step"]["median"]
+        torch_fused = theirs["rows"].get(str(n))
+        adam8bit = bnb["rows"].get(str(n))
+        for dtype in STATE_DTYPES:
+            step, floor = r[f"{dtype} step"], r[f"{dtype} floor"]
+            rows.append([f"{n:.0e}", dtype, f"{r['bytes'][dtype]:.3f}", ns(step, n),
+                         f"{step['min'] / n * 1e9:.3f}-{step['max'] / n * 1e9:.3f}", ns(floor, n),
+                         f"{step['median'] / floor['median']:.2f}", f"{f32 / step['median']:.2f}",
+                         f"{torch_fused['median'] / step['median']:.2f}" if torch_fused else "n/a",
+                         f"{adam8bit['median'] / step['median']:.1f}" if adam8bit and dtype == "int8" else ""])
+    header = ["n", "state", "state bytes/param", "Adam step", "min-max", "floor", "step / floor",
+              "float32 / step", "torch fused / step", "bnb Adam8bit / step"]
+    load = os.getloadavg()
+    body = "\n".join([
+        "Adam with its two moments stored as float32, bfloat16 (uint16 words) and block-wise int8 (uint8 codes and "
+        "a float32 absmax per 256 values), nanoseconds per element, medians of "
+        f"{ROUNDS} interleaved rounds (each variant and each floor once per round, on the same param and grad). "
+        "The floors move the bytes of each layout with additions only: 28, 20 and 16 bytes per parameter. "
+        "'state bytes/param' is the state buffers' nbytes over n. torch's fused Adam and bitsandbytes' CPU "
+        "Adam8bit each run in their own process"
+        + (f" (bitsandbytes {bnb['version']})" if bnb.get("version") else
+           " (bitsandbytes not importable: " + " ".join(bnb.get("missing", [])) + ")")
+        + ". Threads: " + ", ".join(f"{k}={v}" for k, v in THREADS.items())
+        + f". Load average when written: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}.",
+        "",
+        table(header, rows),
+    ])
+    write_section("optim_state", body, command="python bench/optim_step.py --state")
+
+
 # ---- the torch process ---------------------------------------------------------------------------
 
 
@@ -288,9 +427,9 @@ def torch_worker() -> dict:
 def worker(kind: str) -> dict:
     env = {**os.environ, **THREADS, **MALLOC}
     result = subprocess.run([sys.executable, __file__, "--worker", kind], env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
+                            text=True, timeout=1200)
     if result.returncode != 0:
-        if kind == "torch":
+        if kind in ("torch", "torch-fused", "bnb"):
             return {"rows": {}, "missing": result.stderr.strip().splitlines()[-1:]}
         raise SystemExit(result.stderr)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -368,7 +507,11 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        result = numba_worker() if sys.argv[2] == "numba" else torch_worker()
-        print(json.dumps(result))
+        workers = {"numba": numba_worker, "torch": torch_worker, "state": state_worker,
+                   "torch-fused": torch_fused_worker, "bnb": bnb_worker}
+        print(json.dumps(workers[sys.argv[2]]()))
+    elif sys.argv[1:] == ["--state"]:
+        state_report()
     else:
         main()
+        state_report()
