@@ -647,8 +647,8 @@ def test_a_bad_lr_set_between_steps_raises_at_the_next_step_before_anything_chan
     opt.param_groups[1]["lr"] = bad  # the second group, so a step that checked late would have moved the first
     with pytest.raises(ValueError, match="Adam: invalid learning rate lr="):
         opt.step()
-    for p, data, grad in zip(model.parameters(), *before):
-        np.testing.assert_array_equal(p.data, data)
+    for p, values, grad in zip(model.parameters(), *before):
+        np.testing.assert_array_equal(p.data, values)
         np.testing.assert_array_equal(p.grad, grad)
     assert [s["step"] for s in opt.state_dict()["state"].values()] == [s["step"] for s in state["state"].values()]
     opt.param_groups[1]["lr"] = 0.05
