@@ -234,7 +234,9 @@ def packed_instructions() -> str:
 
     loop = numba.njit(**kernels._OPTIONS)(kernels._adam_serial.py_func)
     arrays = [np.zeros(8, np.float32)] * 4
-    signature = kernels._signature(arrays, kernels._adam_scalars(8, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.01))
+    scalars = kernels.AdamScalars.adam(8, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                       bias_correction1=0.1, bias_correction2=0.01)
+    signature = kernels._signature(arrays, scalars)
     loop.compile(signature)
     found = re.findall(r"\b(v?(?:sqrt|div|rcp\w*|fmadd\w*|fnmadd\w*|fmsub\w*|fnmsub\w*|mul|add|sub|cvt\w*)"
                        r"(?:ps|pd|ss|sd))\s+[^\n]*%([xyz])mm", loop.inspect_asm(signature))

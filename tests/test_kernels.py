@@ -1,5 +1,6 @@
 """The fused Numba kernels against the numpy reference rules, and against torch.optim when installed."""
 
+import inspect
 import os
 import platform
 import subprocess
@@ -43,6 +44,9 @@ def at_step(rule, hyper, step):
         return {**hyper, "bias_correction1": 1 - hyper["beta1"] ** step,
                 "bias_correction2": 1 - hyper["beta2"] ** step}
     return hyper
+
+
+ADAM_STEP_1 = dict(lr=1e-3, beta1=0.9, beta2=0.999, bias_correction1=0.1, bias_correction2=0.001)
 
 
 def assert_close(actual, expected, dtype):
@@ -126,9 +130,24 @@ def test_the_reciprocal_estimate_needs_a_normal_float32_eps():
     assert kernels._estimate(tiny, 1000) and kernels._estimate(1e-8, 1000)
     for eps in (0.0, 1e-39, float(np.nextafter(np.float32(tiny), np.float32(0)))):
         assert not kernels._estimate(eps, 1000)
-        assert kernels._rmsprop_scalars(1000, 0.01, 0.9, eps, 0.0)[-1] is False
-        assert kernels._adam_scalars(1000, 1e-3, 0.9, 0.999, eps, 0.0, 0.1, 0.001)[-1] is False
-        assert kernels._adamw_scalars(1000, 1e-3, 0.9, 0.999, eps, 0.01, 0.1, 0.001)[-1] is False
+        assert kernels.RMSPropScalars.rmsprop(1000, lr=0.01, beta=0.9, eps=eps, weight_decay=0.0).estimate is False
+        assert kernels.AdamScalars.adam(1000, **ADAM_STEP_1, eps=eps, weight_decay=0.0).estimate is False
+        assert kernels.AdamScalars.adamw(1000, **ADAM_STEP_1, eps=eps, weight_decay=0.01).estimate is False
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_each_record_names_the_kernel_arguments_in_order(rule):
+    """The state record's fields are the kernel's arrays after param and grad, the scalar record's the rest."""
+    serial, parallel, make_scalars = kernels._RULES[rule]
+    state_type = {"sgd": optim.SGD, "momentum": optim.Momentum, "rmsprop": optim.RMSProp, "adam": optim.Adam,
+                  "adamw": optim.AdamW}[rule].state_type
+    scalars = make_scalars.__self__  # the record class whose constructor it is
+    expected = ("param", "grad", *state_type._fields, *scalars._fields)
+    for kernel in (serial, parallel):
+        assert tuple(inspect.signature(kernel.py_func).parameters) == expected
+    reference = tuple(inspect.signature(getattr(functional, rule)).parameters)
+    assert reference[:len(expected) - len(scalars._fields)] == ("param", "grad", *state_type._fields)
+    assert inspect.signature(getattr(kernels, rule)) == inspect.signature(getattr(functional, rule))
 
 
 def test_sgd_without_momentum_needs_no_buffer():
@@ -161,7 +180,7 @@ def test_float32_adam_loop_is_packed_float32():
     # Cached code cannot be inspected, so compile the same loop with the same options in memory.
     loop = numba.njit(**kernels._OPTIONS)(kernels._adam_serial.py_func)
     arrays = [np.zeros(64, np.float32) for _ in range(4)]
-    signature = kernels._signature(arrays, kernels._adam_scalars(64, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.001))
+    signature = kernels._signature(arrays, kernels.AdamScalars.adam(64, **ADAM_STEP_1, eps=1e-8, weight_decay=0.0))
     loop.compile(signature)
     asm = loop.inspect_asm(signature)
     assert "sqrtps" in asm and "divps" in asm  # divps: the exact loop, for eps below the smallest normal float32

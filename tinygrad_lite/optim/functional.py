@@ -1,13 +1,53 @@
 """The update rules, each written once in plain numpy: the readable reference (`backend="numpy"`).
 
 Every rule updates its arrays in place and takes the same arguments as its fused kernel in
-`kernels.py`. Scalars that depend only on the step count (bias corrections) are computed by the
-optimizer and passed in, so the array math below is exactly the article's equations.
+`kernels.py`: the parameter, its grad, the arrays of its state record, then keyword scalars.
+Scalars that depend only on the step count (bias corrections) are computed by the optimizer and
+passed in, so the array math below is exactly the article's equations.
+
+Each rule's state is a small named record (as optax's `ScaleByAdamState`) whose `init(param, **group)`
+allocates it for a parameter (or a flat buffer of them) with the group's hyperparameters.
 """
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
+
+
+def _zeros(cls: Any, param: np.ndarray, **hyperparameters: Any) -> Any:
+    """A state record whose arrays all start at zero, shaped and typed like `param`."""
+    return cls(*(np.zeros_like(param) for _ in cls._fields))
+
+
+class SGDState(NamedTuple):
+    """SGD's state: PyTorch's momentum buffer (allocated even with momentum 0, which a schedule may raise)."""
+
+    momentum_buffer: np.ndarray
+    init = classmethod(_zeros)
+
+
+class MomentumState(NamedTuple):
+    """Momentum's state: the velocity v, the moving average of the grads."""
+
+    velocity: np.ndarray
+    init = classmethod(_zeros)
+
+
+class RMSPropState(NamedTuple):
+    """RMSProp's state: s, the moving average of the squared grads."""
+
+    square_avg: np.ndarray
+    init = classmethod(_zeros)
+
+
+class AdamState(NamedTuple):
+    """Adam's (and AdamW's) state: the moving averages of the grads and of their squares."""
+
+    exp_avg: np.ndarray
+    exp_avg_sq: np.ndarray
+    init = classmethod(_zeros)
 
 
 def ema_(average: np.ndarray, value: np.ndarray, beta: float) -> np.ndarray:

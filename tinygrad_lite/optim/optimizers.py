@@ -1,16 +1,29 @@
 """The update rules as optimizers, in order of increasing complexity.
 
-Each class only names its rule and state and turns its hyperparameters and the step count into
-the scalars the rule takes; `Optimizer` in base.py does the rest. The equations are in the
-docstrings of the matching functions in functional.py.
+Each class names its rule and state record, validates its own hyperparameters and turns them and
+the step count into the scalars the rule takes; `Optimizer` in base.py does the rest. The equations
+are in the docstrings of the matching functions in functional.py.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
-from tinygrad_lite.optim.base import Optimizer
+from tinygrad_lite.optim import functional
+from tinygrad_lite.optim.base import Optimizer, check_betas, check_hyperparameter, check_lr
+
+
+def _check_common(name: str, hyper: dict[str, Any]) -> None:
+    """lr, eps and weight_decay, which most rules share (absent keys are not checked)."""
+    if "lr" in hyper:
+        check_lr(name, hyper["lr"])
+    if "eps" in hyper:  # as PyTorch: eps = 0 is allowed, 0/0 = nan on a zero grad
+        check_hyperparameter(name, "eps", hyper["eps"], lambda v: 0 <= v < math.inf, "a finite eps >= 0")
+    if "weight_decay" in hyper:
+        check_hyperparameter(name, "weight_decay", hyper["weight_decay"], lambda v: 0 <= v < math.inf,
+                             "a finite weight_decay >= 0")
 
 
 class SGD(Optimizer):
@@ -24,7 +37,7 @@ class SGD(Optimizer):
     """
 
     rule = "sgd"
-    state_names = ("momentum_buffer",)
+    state_type = functional.SGDState
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0, *, backend: str | None = None,
@@ -33,7 +46,10 @@ class SGD(Optimizer):
         super().__init__(params, defaults, backend, skip_nonfinite)
 
     def _validate(self, hyper: dict[str, Any]) -> None:
-        super()._validate(hyper)
+        _check_common("SGD", hyper)
+        for key in ("momentum", "dampening"):
+            if key in hyper:
+                check_hyperparameter("SGD", key, hyper[key], lambda v: 0 <= v < math.inf, f"a finite {key} >= 0")
         # Checked per group too: with momentum 0 the rule would silently ignore nesterov=True.
         if hyper.get("nesterov") and (hyper.get("momentum", 0) <= 0 or hyper.get("dampening", 0) != 0):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, "
@@ -53,11 +69,16 @@ class Momentum(Optimizer):
     """
 
     rule = "momentum"
-    state_names = ("velocity",)
+    state_type = functional.MomentumState
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, beta: float = 0.9, *, backend: str | None = None,
                  skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, beta=beta), backend, skip_nonfinite)
+
+    def _validate(self, hyper: dict[str, Any]) -> None:
+        _check_common("Momentum", hyper)
+        if "beta" in hyper:
+            check_hyperparameter("Momentum", "beta", hyper["beta"], lambda v: 0 <= v < 1, "0 <= beta < 1")
 
     def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         return dict(lr=group["lr"], beta=group["beta"])
@@ -70,11 +91,16 @@ class RMSProp(Optimizer):
     """
 
     rule = "rmsprop"
-    state_names = ("square_avg",)
+    state_type = functional.RMSPropState
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, beta: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, *, backend: str | None = None, skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay), backend, skip_nonfinite)
+
+    def _validate(self, hyper: dict[str, Any]) -> None:
+        _check_common("RMSProp", hyper)
+        if "beta" in hyper:
+            check_hyperparameter("RMSProp", "beta", hyper["beta"], lambda v: 0 <= v < 1, "0 <= beta < 1")
 
     def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         return dict(lr=group["lr"], beta=group["beta"], eps=group["eps"], weight_decay=group["weight_decay"])
@@ -87,13 +113,19 @@ class Adam(Optimizer):
     """
 
     rule = "adam"
-    state_names = ("exp_avg", "exp_avg_sq")
+    state_type = functional.AdamState
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, *, backend: str | None = None,
                  skip_nonfinite: bool = False) -> None:
         betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas  # anything else: a clear error below
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay), backend, skip_nonfinite)
+
+    def _validate(self, hyper: dict[str, Any]) -> None:
+        name = type(self).__name__
+        _check_common(name, hyper)
+        if "betas" in hyper:
+            check_betas(name, hyper["betas"])
 
     def _hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         beta1, beta2 = group["betas"]
