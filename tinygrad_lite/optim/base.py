@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tinygrad_lite._tensor import Tensor, enable_grad
+from tinygrad_lite.optim import lowbit
 
 BACKENDS = ("numpy", "numba")
 DEFAULT_BACKEND = "numba"
@@ -57,6 +58,18 @@ def bind(rule: str, backend: str, arrays: list[np.ndarray]) -> Callable[..., Non
     from tinygrad_lite.optim import functional
 
     return functools.partial(getattr(functional, rule), *arrays)
+
+
+def bind_lowbit(rule: str, state_dtype: str, backend: str, arrays: list[np.ndarray],
+                block_size: int = lowbit.BLOCK_SIZE) -> Callable[..., None]:
+    """As `bind`, for a rule whose state is stored as `state_dtype` ("bfloat16" or "int8", see lowbit.py)."""
+    _check_backend(backend)
+    if backend == "numba":
+        from tinygrad_lite.optim import kernels
+
+        return kernels.bind_lowbit(rule, state_dtype, arrays, block_size)
+    extra = {"block_size": block_size} if state_dtype == "int8" else {}
+    return functools.partial(getattr(lowbit, f"{rule}_{state_dtype}"), *arrays, **extra)
 
 
 def set_num_threads(n: int) -> None:
@@ -119,6 +132,7 @@ class _Layout:
             view[...] = data  # the values, for a state `init` that reads them; the tensors move in later
 
 
+_FORMAT_KEYS = ("state_dtype", "block_size", "lowbit_min_size")  # how a group's state is stored (lowbit.py)
 _layouts: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # (ids of the params) -> _Layout
 
 
@@ -143,13 +157,33 @@ class _FlatBuffer:
         self.params, self.bounds = layout.params, layout.bounds
         self.param_buf, self.grad_buf = layout.param_buf, layout.grad_buf
         self.param_views, self.grad_views = layout.param_views, layout.grad_views
-        self.state = state_type.init(self.param_buf, **group)
-        self.state_views = {name: _views(buf, params, self.bounds) for name, buf in zip(self.state._fields, self.state)}
+        self.state_type = state_type
+        self.state = self.fresh_state(self.param_buf, group)
+        self.state_views = {name: self._views_of(buf) for name, buf in zip(self.state._fields, self.state)}
         self.steps = np.zeros(len(params), np.int64)  # each parameter's step count
         self.uniform = True  # all counts equal: a step can be one call over the whole buffer
         self.rule, self.backend = rule, backend
         self.arrays = [self.param_buf, self.grad_buf, *self.state]
-        self.update = bind(rule, backend, self.arrays)
+        self.update = self._bind(self.arrays)
+
+    def fresh_state(self, param: np.ndarray, group: dict[str, Any]) -> Any:
+        """The state record a parameter (or the whole buffer) starts with."""
+        return self.state_type.init(param, **group)
+
+    def _views_of(self, buf: np.ndarray) -> list[np.ndarray]:
+        return _views(buf, self.params, self.bounds)
+
+    def _bind(self, arrays: list[np.ndarray]) -> Callable[..., None]:
+        return bind(self.rule, self.backend, arrays)
+
+    def convert(self, entry: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+        """A saved state entry in this buffer's format; `source` is the format it was saved in (`_format`)."""
+        names = self.state_type._fields
+        if any(np.asarray(entry.get(name)).dtype == np.uint16 or name + lowbit.ABSMAX_SUFFIX in entry
+               for name in names if name in entry):
+            return {**{k: v for k, v in entry.items() if k == "step"},
+                    **lowbit.decode(entry, names, source["block_size"])}
+        return entry
 
     def in_place(self) -> bool:
         """Whether every parameter's `.data` and `.grad` are its views: a step has nothing to check or copy."""
@@ -217,7 +251,7 @@ class _FlatBuffer:
             members = np.flatnonzero(stepping & (before == count))
             index = np.concatenate([np.arange(self.bounds[i], self.bounds[i + 1]) for i in members])
             gathered = [buf[index] for buf in self.arrays]
-            bind(self.rule, self.backend, gathered)(**scalars(group, int(count) + 1))
+            self._bind(gathered)(**scalars(group, int(count) + 1))
             for buf, values in zip(self.arrays, gathered):
                 buf[index] = values
             self.steps[members] += 1
@@ -226,6 +260,46 @@ class _FlatBuffer:
     def set_steps(self, steps: Any) -> None:
         self.steps[...] = steps
         self.uniform = len(self.steps) == 0 or bool((self.steps == self.steps[0]).all())
+
+
+class _LowBitBuffer(_FlatBuffer):
+    """A flat buffer whose state is stored as bfloat16 words or block-wise int8 codes (lowbit.py).
+
+    int8 blocks never straddle two parameters, so that each parameter's codes and absmax values are
+    its own state: every int8 parameter gets a buffer of its own. bfloat16 buffers hold many.
+    """
+
+    def __init__(self, params: list[Tensor], state_type: type[NamedTuple], group: dict[str, Any], rule: str,
+                 backend: str, state_dtype: str, block_size: int) -> None:
+        self.state_dtype, self.block_size = state_dtype, block_size
+        super().__init__(params, state_type, group, rule, backend)
+
+    def fresh_state(self, param: np.ndarray, group: dict[str, Any]) -> Any:
+        return lowbit.init(self.state_type, param, self.state_dtype, self.block_size)
+
+    def _views_of(self, buf: np.ndarray) -> list[np.ndarray]:
+        return [buf] if buf.size != self.param_buf.size else _views(buf, self.params, self.bounds)  # [buf]: absmax
+
+    def _bind(self, arrays: list[np.ndarray]) -> Callable[..., None]:
+        return bind_lowbit(self.rule, self.state_dtype, self.backend, arrays, self.block_size)
+
+    def convert(self, entry: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+        names = self.state_type._fields
+        if source["state_dtype"] == self.state_dtype and source["block_size"] == self.block_size:
+            return entry  # stored state and scales kept exactly
+        if not all(name in entry for name in names):
+            return entry  # the key check reports what is missing
+        moments = lowbit.decode(entry, names, source["block_size"])
+        return {"step": entry.get("step"), **lowbit.encode(moments, self.state_dtype, self.block_size)}
+
+    def step_some(self, has_grad: list[bool] | None, scalars: Callable[[dict[str, Any], int], dict[str, Any]],
+                  group: dict[str, Any]) -> None:
+        if self.state_dtype != "int8":
+            return super().step_some(has_grad, scalars, group)
+        if has_grad is None or has_grad[0]:  # the buffer's one parameter
+            step = int(self.steps[0]) + 1
+            self.update(**scalars(group, step))
+            self.set_steps([step])
 
 
 class Optimizer:
@@ -244,17 +318,26 @@ class Optimizer:
     state_type: Any = None  # the rule's state record (functional.py)
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any] | None = None, backend: str | None = None,
-                 skip_nonfinite: bool = False, **hyperparameters: Any) -> None:
+                 skip_nonfinite: bool = False, *, state_dtype: str = "float32", block_size: int = lowbit.BLOCK_SIZE,
+                 lowbit_min_size: int = lowbit.MIN_SIZE, **hyperparameters: Any) -> None:
         """`defaults` may be a dict, as PyTorch passes it, or keywords: `Optimizer(params, lr=0.1)`.
 
         `params` is tensors, (name, tensor) pairs such as `model.named_parameters()`, or param group dicts
         whose "params" are either. As in PyTorch, names go into the group's "param_names" list (and so into
         `state_dict()`); they label parameters in error messages and change nothing else. Names must be
         strings (PyTorch takes any value).
+
+        `state_dtype="bfloat16"` or `"int8"` stores the rule's state in 16 or 8 bits (lowbit.py; int8 in
+        blocks of `block_size` values) for float32 parameters of at least `lowbit_min_size` values; smaller
+        parameters, and float64 ones, keep state in their own dtype. Not in PyTorch (bitsandbytes' 8-bit
+        optimizers do the same for int8).
         """
         defaults = {**(defaults or {}), **hyperparameters}
         backend = DEFAULT_BACKEND if backend is None else backend
         _check_backend(backend)  # before any parameter moves
+        self._check_state_format(state_dtype, block_size, lowbit_min_size)
+        if state_dtype != "float32":  # in every group, so state_dict() and checkpoints say how state is stored
+            defaults.update(state_dtype=state_dtype, block_size=block_size, lowbit_min_size=lowbit_min_size)
         self.backend = backend
         self.defaults = defaults
         self.skip_nonfinite = skip_nonfinite
@@ -278,6 +361,20 @@ class Optimizer:
 
     def _validate(self, hyper: dict[str, Any]) -> None:
         """Raise ValueError naming any hyperparameter of `hyper` outside its valid range; each rule checks its own."""
+
+    def _check_state_format(self, state_dtype: Any, block_size: Any, lowbit_min_size: Any) -> None:
+        name = type(self).__name__
+        if state_dtype not in lowbit.STATE_DTYPES:
+            raise ValueError(f"{name}: invalid state_dtype={state_dtype!r}, expected one of {lowbit.STATE_DTYPES}")
+        if state_dtype != "float32" and not self.state_type:
+            raise ValueError(f"{name} keeps no state to store as {state_dtype}")
+        for key, value, least in (("block_size", block_size, 1), ("lowbit_min_size", lowbit_min_size, 0)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise ValueError(f"{name}: invalid {key}={value!r}, expected an int >= {least}")
+
+    def _format(self, group: dict[str, Any]) -> dict[str, Any]:
+        """How `group`'s state is stored: state_dtype, block_size and lowbit_min_size."""
+        return {key: group.get(key, default) for key, default in zip(_FORMAT_KEYS, ("float32", 0, 0))}
 
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Add parameters with their own hyperparameters (missing ones come from the defaults)."""
@@ -333,6 +430,8 @@ class Optimizer:
         full = {**self.defaults, **group, "params": params}
         if names is not None:
             full["param_names"] = names
+        if full.get("state_dtype", "float32") != "float32":
+            self._check_state_format(*self._format(full).values())
         self._validate(full)
         return full
 
@@ -364,11 +463,17 @@ class Optimizer:
     def _lay_out(self, groups: list[dict[str, Any]]) -> None:
         """Give each checked group one flat buffer per dtype; parameters move only once every buffer exists."""
         for group in groups:
-            by_dtype: dict[np.dtype, list[Tensor]] = {}
+            state_dtype, block_size, min_size = self._format(group).values()
+            # float32 parameters big enough keep low-bit state: bfloat16 in one buffer, int8 one buffer each
+            by_kind: dict[Any, list[Tensor]] = {}
             for p in group["params"]:
-                by_dtype.setdefault(p.dtype, []).append(p)
-            self._buffers.append([_FlatBuffer(ps, self.state_type, group, self.rule, self.backend)
-                                  for ps in by_dtype.values()] if self.rule else [])
+                low = state_dtype != "float32" and p.dtype == np.float32 and p.data.size >= min_size
+                kind = (state_dtype, id(p) if state_dtype == "int8" else None) if low else p.dtype
+                by_kind.setdefault(kind, []).append(p)
+            self._buffers.append([
+                _LowBitBuffer(ps, self.state_type, group, self.rule, self.backend, state_dtype, block_size)
+                if isinstance(kind, tuple) else _FlatBuffer(ps, self.state_type, group, self.rule, self.backend)
+                for kind, ps in by_kind.items()] if self.rule else [])
         for buffers in self._buffers[len(self.param_groups):]:
             for buffer in buffers:
                 buffer.gather(list(range(len(buffer.params))))
@@ -399,8 +504,12 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         if self.param_groups != self._checked:  # a scheduler or the user changed a hyperparameter
-            for group in self.param_groups:
+            for i, group in enumerate(self.param_groups):
                 self._validate(group)  # every group before any parameter moves
+                if self._format(group) != self._format(self._checked[i]):
+                    raise ValueError(f"{type(self).__name__}: param group {i} changed how its state is stored "
+                                     f"({self._format(self._checked[i])} -> {self._format(group)}); the state "
+                                     "format is fixed when the optimizer is created")
             self._checked = [dict(group) for group in self.param_groups]
         pairs = self._pairs
         has_grad = None
@@ -491,6 +600,10 @@ class Optimizer:
         Parameters are matched by position, never by name (as in PyTorch); saved "param_names" replace a
         group's names, and a group saved without names keeps its own. Parameters absent from the saved
         state start afresh, their state as the record's `init` makes it.
+
+        State saved in another format (float32, bfloat16, int8 or another block size; the saved groups'
+        `state_dtype` and `block_size` say which) is decoded and encoded into this optimizer's format,
+        which does not change; state saved in this format is copied exactly.
         """
         name = type(self).__name__
         try:
@@ -500,7 +613,11 @@ class Optimizer:
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved_groups)} param groups, "
                              f"this optimizer has {len(self.param_groups)}")
-        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+        sources = [self._format(saved) for saved in saved_groups]  # how each group's state was saved
+        saved_groups = [{k: v for k, v in saved.items() if k not in _FORMAT_KEYS} for saved in saved_groups]
+        for i, (saved, group, source) in enumerate(zip(saved_groups, self.param_groups, sources)):
+            if source["state_dtype"] != "float32":
+                self._check_state_format(*source.values())
             if len(saved.get("params", ())) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: param group {i} has {len(saved.get('params', ()))} "
                                  f"parameters in the state dict, {len(group['params'])} here")
@@ -514,25 +631,30 @@ class Optimizer:
         if isinstance(skipped, bool) or not isinstance(skipped, (int, np.integer)) or skipped < 0:
             raise ValueError(f"{name}.load_state_dict: skipped_steps is {skipped!r}, expected an int >= 0")
         places = self._locate()
-        state_names = self.state_type._fields
+        group_of = [i for i, group in enumerate(self.param_groups) for _ in group["params"]]
         updates = []
         for index, entry in saved_state.items():
             if not isinstance(index, (int, np.integer)) or not 0 <= index < len(places):
                 raise ValueError(f"{name}.load_state_dict: state for parameter {index!r}, but there are "
                                  f"{len(places)} parameters")
             buffer, i = places[index]
-            expected = {"step", *state_names}
+            try:
+                entry = buffer.convert(dict(entry), sources[group_of[index]])
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{name}.load_state_dict: the state of parameter {index} cannot be converted to "
+                                 f"this optimizer's format: {error}") from None
+            expected = {"step", *buffer.state_views}
             if set(entry) != expected:
                 raise ValueError(f"{name}.load_state_dict: state of parameter {index} has keys {sorted(entry)}, "
                                  f"expected {sorted(expected)}")
             step = entry["step"]
             if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
                 raise ValueError(f"{name}.load_state_dict: parameter {index} has step {step!r}, expected an int >= 0")
-            for key in state_names:
+            for key, views in buffer.state_views.items():
                 value = np.asarray(entry[key])
-                if value.shape != buffer.params[i].shape:
+                if value.shape != views[i].shape:
                     raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has shape {value.shape}, "
-                                     f"expected {buffer.params[i].shape}")
+                                     f"expected {views[i].shape}")
                 if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
                     raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has dtype {value.dtype}, "
                                      "expected real numbers")
@@ -544,7 +666,7 @@ class Optimizer:
         buffers = {id(buffer): buffer for buffer, _ in places}
         steps = {key: np.zeros(len(buffer.params), np.int64) for key, buffer in buffers.items()}
         for (buffer, i), group in zip(places, (g for g in self.param_groups for _ in g["params"])):
-            fresh = self.state_type.init(buffer.param_views[i], **group)
+            fresh = buffer.fresh_state(buffer.param_views[i], group)
             for views, value in zip(buffer.state_views.values(), fresh):
                 views[i][...] = value
         for buffer, i, step, entry in updates:

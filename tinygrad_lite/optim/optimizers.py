@@ -2,7 +2,9 @@
 
 Each class names its rule and state record, validates its own hyperparameters and turns them and
 the step count into the scalars the rule takes; `Optimizer` in base.py does the rest. The equations
-are in the docstrings of the matching functions in functional.py.
+are in the docstrings of the matching functions in functional.py. Every optimizer with state also
+takes `state_dtype="float32" | "bfloat16" | "int8"`, `block_size` and `lowbit_min_size` (see
+`Optimizer.__init__` and lowbit.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from tinygrad_lite.optim import functional
+from tinygrad_lite.optim import functional, lowbit
 from tinygrad_lite.optim.base import Optimizer, check_betas, check_hyperparameter, check_lr
 
 
@@ -41,15 +43,21 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0, *, backend: str | None = None,
-                 skip_nonfinite: bool = False) -> None:
+                 skip_nonfinite: bool = False,
+                 state_dtype: str = "float32", block_size: int = lowbit.BLOCK_SIZE,
+                 lowbit_min_size: int = lowbit.MIN_SIZE) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay)
-        super().__init__(params, defaults, backend, skip_nonfinite)
+        super().__init__(params, defaults, backend, skip_nonfinite, state_dtype=state_dtype, block_size=block_size,
+                         lowbit_min_size=lowbit_min_size)
 
     def _validate(self, hyper: dict[str, Any]) -> None:
         _check_common("SGD", hyper)
         for key in ("momentum", "dampening"):
             if key in hyper:
                 check_hyperparameter("SGD", key, hyper[key], lambda v: 0 <= v < math.inf, f"a finite {key} >= 0")
+        if hyper.get("state_dtype", "float32") != "float32" and hyper.get("momentum", 0) <= 0:
+            raise ValueError(f"SGD: state_dtype={hyper['state_dtype']!r} needs momentum > 0 (without momentum SGD "
+                             f"keeps no state), got momentum={hyper.get('momentum')}")
         # Checked per group too: with momentum 0 the rule would silently ignore nesterov=True.
         if hyper.get("nesterov") and (hyper.get("momentum", 0) <= 0 or hyper.get("dampening", 0) != 0):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, "
@@ -72,8 +80,11 @@ class Momentum(Optimizer):
     state_type = functional.MomentumState
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, beta: float = 0.9, *, backend: str | None = None,
-                 skip_nonfinite: bool = False) -> None:
-        super().__init__(params, dict(lr=lr, beta=beta), backend, skip_nonfinite)
+                 skip_nonfinite: bool = False,
+                 state_dtype: str = "float32", block_size: int = lowbit.BLOCK_SIZE,
+                 lowbit_min_size: int = lowbit.MIN_SIZE) -> None:
+        super().__init__(params, dict(lr=lr, beta=beta), backend, skip_nonfinite, state_dtype=state_dtype,
+                         block_size=block_size, lowbit_min_size=lowbit_min_size)
 
     def _validate(self, hyper: dict[str, Any]) -> None:
         _check_common("Momentum", hyper)
@@ -94,8 +105,12 @@ class RMSProp(Optimizer):
     state_type = functional.RMSPropState
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, beta: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, backend: str | None = None, skip_nonfinite: bool = False) -> None:
-        super().__init__(params, dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay), backend, skip_nonfinite)
+                 weight_decay: float = 0.0, *, backend: str | None = None, skip_nonfinite: bool = False,
+                 state_dtype: str = "float32", block_size: int = lowbit.BLOCK_SIZE,
+                 lowbit_min_size: int = lowbit.MIN_SIZE) -> None:
+        super().__init__(params, dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay), backend, skip_nonfinite,
+                         state_dtype=state_dtype, block_size=block_size,
+                         lowbit_min_size=lowbit_min_size)
 
     def _validate(self, hyper: dict[str, Any]) -> None:
         _check_common("RMSProp", hyper)
@@ -117,9 +132,13 @@ class Adam(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, *, backend: str | None = None,
-                 skip_nonfinite: bool = False) -> None:
+                 skip_nonfinite: bool = False,
+                 state_dtype: str = "float32", block_size: int = lowbit.BLOCK_SIZE,
+                 lowbit_min_size: int = lowbit.MIN_SIZE) -> None:
         betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas  # anything else: a clear error below
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay), backend, skip_nonfinite)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay), backend, skip_nonfinite,
+                         state_dtype=state_dtype, block_size=block_size,
+                         lowbit_min_size=lowbit_min_size)
 
     def _validate(self, hyper: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -140,5 +159,9 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, *, backend: str | None = None,
-                 skip_nonfinite: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, backend=backend, skip_nonfinite=skip_nonfinite)
+                 skip_nonfinite: bool = False,
+                 state_dtype: str = "float32", block_size: int = lowbit.BLOCK_SIZE,
+                 lowbit_min_size: int = lowbit.MIN_SIZE) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, backend=backend, skip_nonfinite=skip_nonfinite,
+                         state_dtype=state_dtype, block_size=block_size,
+                         lowbit_min_size=lowbit_min_size)
