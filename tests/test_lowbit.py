@@ -472,6 +472,11 @@ def test_lowbit_min_size_and_format_errors():
     _, everything = make("adam", "int8", lowbit_min_size=0)
     assert all(entry["exp_avg"].dtype == np.uint8 for entry in stored(everything)) or not stored(everything)
     assert all(type(b).__name__ == "_LowBitBuffer" for b in everything._buffers[0])
+    double = Tensor(np.zeros(5000), requires_grad=True)  # float64: the kernels are float32, its state stays float64
+    opt = optim.Adam([double], state_dtype="int8")
+    double.grad = np.ones(5000)
+    opt.step()
+    assert opt.state[double]["exp_avg"].dtype == np.float64
     p = Tensor(np.zeros(10, np.float32), requires_grad=True)
     with pytest.raises(ValueError, match="Adam: invalid state_dtype='float16'"):
         optim.Adam([p], state_dtype="float16")
