@@ -43,6 +43,7 @@ def load(dataset: str, seed: int):
 def train(dataset: str, seed: int, state_dtype: str, **optimizer_options) -> dict:
     """Loss per epoch and final train/test accuracy of one run."""
     from tinygrad_lite import Tensor, data, manual_seed, nn, optim
+    from tinygrad_lite.loop import fit
     from tinygrad_lite.train import evaluate, mlp
 
     hidden, epochs, batch_size, lr = RUNS[dataset]
@@ -53,14 +54,9 @@ def train(dataset: str, seed: int, state_dtype: str, **optimizer_options) -> dic
     optimizer = optim.Adam(model.parameters(), lr=lr, **options, **optimizer_options)
     loader = data.DataLoader(X, y, batch_size=batch_size, shuffle=True, seed=seed)
     loss_fn = nn.CrossEntropyLoss()
-    losses = []
-    for _ in range(epochs):
-        for xb, yb in loader:
-            loss = loss_fn(model(Tensor(xb)), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        losses.append(evaluate(model, X, y, False)[0])
+    losses: list[float] = []
+    fit(optimizer, loader, lambda xb, yb: loss_fn(model(Tensor(xb)), yb), epochs=epochs,
+        on_epoch=lambda _: losses.append(evaluate(model, X, y, False)[0]))  # J on the whole training set
     accuracy = evaluate(model, X, y, False)[1]
     test_accuracy = evaluate(model, X_test, y_test, False)[1] if len(X_test) else float("nan")
     return {"losses": losses, "accuracy": accuracy, "test_accuracy": test_accuracy, "optimizer": optimizer}
