@@ -65,6 +65,9 @@ def _seed(text: str) -> int:
     return value
 
 
+_non_negative_int = _seed  # --warmup's check is the seed's
+
+
 def _float(text: str) -> float:
     try:
         value = float(text)
@@ -195,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the checkpoint every N epochs (it is always written at the end)")
     p.add_argument("--resume", default=None, metavar="PATH",
                    help="continue from a checkpoint written by a run with the same settings")
+    p.add_argument("--schedule", choices=training.SCHEDULES, default=defaults.schedule,
+                   help="lr schedule over the epochs: step (/10 at each third), cosine (to 0), onecycle, plateau "
+                        "(halve when the test loss stalls) (default %(default)s)")
+    p.add_argument("--warmup", type=_non_negative_int, default=defaults.warmup, metavar="N",
+                   help="epochs of linear lr warm-up before the schedule (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=_train)
     _add_graph(commands)
@@ -210,8 +218,13 @@ def _train(args: argparse.Namespace) -> None:
         dataset=args.dataset, samples=args.samples, hidden=args.hidden, optimizer=args.optimizer, lr=args.lr,
         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, backend=args.backend, out=args.out,
         progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
-        test_fraction=args.test_fraction,
+        test_fraction=args.test_fraction, schedule=args.schedule, warmup=args.warmup,
     )
+    if config.warmup >= config.epochs:
+        raise UsageError(f"tinygrad-lite train: --warmup must be less than --epochs ({config.epochs}), got "
+                         f"{config.warmup}")
+    if config.warmup and config.schedule == "plateau":
+        raise UsageError("tinygrad-lite train: --warmup cannot come before --schedule plateau")
     if config.test_fraction is not None and not 0 <= config.test_fraction < 1:
         raise UsageError(f"tinygrad-lite train: --test-fraction must be in [0, 1), got {config.test_fraction}")
     if config.lr is not None and config.lr < 0:
