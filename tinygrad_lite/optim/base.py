@@ -28,6 +28,8 @@ from tinygrad_lite.optim import lowbit
 
 BACKENDS = ("numpy", "numba")
 DEFAULT_BACKEND = "numba"
+# What lr_scheduler writes into param groups besides the hyperparameters; a state dict may carry them.
+SCHEDULE_KEYS = frozenset({"initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"})
 
 
 def _check_backend(backend: str) -> None:
@@ -621,7 +623,7 @@ class Optimizer:
             if len(saved.get("params", ())) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: param group {i} has {len(saved.get('params', ()))} "
                                  f"parameters in the state dict, {len(group['params'])} here")
-            unknown = set(saved) - set(group) - {"param_names"}
+            unknown = set(saved) - set(group) - {"param_names"} - SCHEDULE_KEYS
             if unknown:
                 raise ValueError(f"{name}.load_state_dict: param group {i} has unknown keys {sorted(unknown)}")
             if "param_names" in saved:
