@@ -556,7 +556,11 @@ class Optimizer:
 
     @property
     def state(self) -> dict[Tensor, dict[str, Any]]:
-        """Per-parameter state: `step` and views of the state arrays (live, not copies)."""
+        """Per-parameter state: `step` and views of the state arrays (live, not copies).
+
+        With `state_dtype` "bfloat16" or "int8" these are the stored arrays: uint16 words, or uint8 codes and
+        `<name>_absmax` per block (`lowbit.decode` turns them into float32).
+        """
         result: dict[Tensor, dict[str, Any]] = {}
         for buffers in self._buffers:
             for buffer in buffers:
