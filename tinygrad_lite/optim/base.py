@@ -151,7 +151,26 @@ class _FlatBuffer:
         self.uniform = True  # all counts equal: a step can be one call over the whole buffer
         self.rule, self.backend = rule, backend
         self.arrays = [self.param_buf, self.grad_buf, *self.state]
-        self.update = bind(rule, backend, self.arrays)
+        self.update = self._update = bind(rule, backend, self.arrays)
+        self.maximize = False
+        self.set_maximize(group.get("maximize") is True)
+
+    def set_maximize(self, on: bool) -> None:
+        """With `on`, the rule runs on -dW (PyTorch's maximize), read from a buffer of negated grads."""
+        if on == self.maximize:
+            return
+        self.maximize = on
+        if not on:
+            self.update = self._update
+            return
+        negated = np.empty_like(self.grad_buf)
+        update_negated = bind(self.rule, self.backend, [self.param_buf, negated, *self.state])
+
+        def update(**scalars: Any) -> None:
+            np.negative(self.grad_buf, out=negated)
+            update_negated(**scalars)
+
+        self.update = update
 
     def in_place(self) -> bool:
         """Whether every parameter's `.data` and `.grad` are its views: a step has nothing to check or copy."""
@@ -219,6 +238,8 @@ class _FlatBuffer:
             members = np.flatnonzero(stepping & (before == count))
             index = np.concatenate([np.arange(self.bounds[i], self.bounds[i + 1]) for i in members])
             gathered = [buf[index] for buf in self.arrays]
+            if self.maximize:
+                np.negative(gathered[1], out=gathered[1])
             bind(self.rule, self.backend, gathered)(**scalars(group, int(count) + 1))
             for buf, values in zip(self.arrays, gathered):
                 buf[index] = values
@@ -404,6 +425,8 @@ class Optimizer:
             for group in self.param_groups:
                 self._validate(group)  # every group before any parameter moves
             self._checked = [dict(group) for group in self.param_groups]
+            for group, buffer in self._pairs:
+                buffer.set_maximize(group.get("maximize") is True)
         pairs = self._pairs
         has_grad = None
         for _, buffer in pairs:
@@ -539,10 +562,9 @@ class Optimizer:
                     raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has dtype {value.dtype}, "
                                      "expected real numbers")
             updates.append((buffer, i, int(step), entry))
-        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            # Lists again: a checkpoint's JSON turns the names into a tuple.
+        for group, saved in zip(self.param_groups, saved_groups):
+            # Lists again: a checkpoint's JSON turns the names into a tuple. The next step syncs the groups.
             group.update({k: list(v) if k == "param_names" else v for k, v in saved.items() if k != "params"})
-            self._checked[i] = dict(group)
         buffers = {id(buffer): buffer for buffer, _ in places}
         steps = {key: np.zeros(len(buffer.params), np.int64) for key, buffer in buffers.items()}
         for (buffer, i), group in zip(places, (g for g in self.param_groups for _ in g["params"])):
