@@ -27,8 +27,10 @@ from results import measure, repo_root, table, write_section
 
 ROOT = repo_root()
 SIZES = [10**3, 10**4, 10**5, 10**6, 10**7]
-RULES = ["sgd", "momentum", "rmsprop", "adam", "adamw"]
-LABELS = {"sgd": "SGD-momentum", "momentum": "Momentum", "rmsprop": "RMSProp", "adam": "Adam", "adamw": "AdamW"}
+RULES = ["sgd", "momentum", "rmsprop", "adam", "adamw", "adagrad", "lion", "nadam", "adam_amsgrad"]
+LABELS = {"sgd": "SGD-momentum", "momentum": "Momentum", "rmsprop": "RMSProp", "adam": "Adam", "adamw": "AdamW",
+          "adagrad": "Adagrad", "lion": "Lion", "nadam": "NAdam", "adam_amsgrad": "Adam-AMSGrad"}
+ARRAYS = {"adam": 4, "adamw": 4, "nadam": 5, "adam_amsgrad": 5}  # param, grad and state; the others have 3
 HYPER = dict(lr=1e-3, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0, beta=0.9, beta1=0.9,
              beta2=0.999, eps=1e-8)
 THREADS = {"NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -44,7 +46,31 @@ SWEEP = [2**12, 2**14, 2**15, 2**16, 2**17, 2**18, 2**20]
 
 def literal(rule, W, dW, states, t):
     h = HYPER
-    if rule in ("sgd", "momentum"):
+    if rule == "adagrad":
+        s = states[0]
+        s[...] = s + dW**2
+        W[...] = W - h["lr"] * dW / (np.sqrt(s) + h["eps"])
+    elif rule == "lion":
+        m = states[0]
+        c = h["beta1"] * m + (1 - h["beta1"]) * dW
+        W[...] = W - h["lr"] * np.sign(c)
+        m[...] = h["beta2"] * m + (1 - h["beta2"]) * dW
+    elif rule == "nadam":
+        v, s, one_minus_product = states
+        mu, mu_next = (h["beta1"] * (1 - 0.5 * 0.96 ** (k * 0.004)) for k in (t, t + 1))
+        one_minus_product[...] = 1 - (1 - one_minus_product) * mu
+        v[...] = h["beta1"] * v + (1 - h["beta1"]) * dW
+        s[...] = h["beta2"] * s + (1 - h["beta2"]) * dW**2
+        d = np.sqrt(s / (1 - h["beta2"] ** t)) + h["eps"]
+        W[...] = W - h["lr"] * (1 - mu) * dW / (one_minus_product * d) \
+            - h["lr"] * mu_next * v / ((1 - (1 - one_minus_product) * mu_next) * d)
+    elif rule == "adam_amsgrad":
+        v, s, s_max = states
+        v[...] = h["beta1"] * v + (1 - h["beta1"]) * dW
+        s[...] = h["beta2"] * s + (1 - h["beta2"]) * dW**2
+        s_max[...] = np.maximum(s_max, s)
+        W[...] = W - h["lr"] * (v / (1 - h["beta1"] ** t)) / (np.sqrt(s_max / (1 - h["beta2"] ** t)) + h["eps"])
+    elif rule in ("sgd", "momentum"):
         v = states[0]
         v[...] = h["beta"] * v + (1 - h["beta"]) * dW if rule == "momentum" else h["momentum"] * v + dW
         W[...] = W - h["lr"] * v
@@ -65,6 +91,14 @@ def literal(rule, W, dW, states, t):
 
 def rule_kwargs(rule, t):
     h = HYPER
+    if rule == "adagrad":
+        return dict(lr=h["lr"], eps=h["eps"], weight_decay=0.0)
+    if rule == "lion":
+        return dict(lr=h["lr"], beta1=h["beta1"], beta2=h["beta2"], weight_decay=0.0)
+    if rule == "nadam":
+        return dict(lr=h["lr"], beta1=h["beta1"], beta2=h["beta2"], eps=h["eps"], weight_decay=0.0,
+                    mu=h["beta1"] * (1 - 0.5 * 0.96 ** (t * 0.004)),
+                    mu_next=h["beta1"] * (1 - 0.5 * 0.96 ** ((t + 1) * 0.004)), bias_correction2=1 - h["beta2"] ** t)
     return {"sgd": dict(lr=h["lr"], momentum=h["momentum"], dampening=h["dampening"], nesterov=False,
                         weight_decay=0.0, first_step=t == 1),
             "momentum": dict(lr=h["lr"], beta=h["beta"]),
@@ -81,14 +115,18 @@ def optimizer(rule, params):
             "momentum": lambda: optim.Momentum(params, lr=h["lr"], beta=h["beta"]),
             "rmsprop": lambda: optim.RMSProp(params, lr=h["lr"], beta=h["beta"], eps=h["eps"]),
             "adam": lambda: optim.Adam(params, lr=h["lr"]),
-            "adamw": lambda: optim.AdamW(params, lr=h["lr"], weight_decay=0.0)}[rule]()
+            "adamw": lambda: optim.AdamW(params, lr=h["lr"], weight_decay=0.0),
+            "adagrad": lambda: optim.Adagrad(params, lr=h["lr"], eps=h["eps"]),
+            "lion": lambda: optim.Lion(params, lr=h["lr"]),
+            "nadam": lambda: optim.NAdam(params, lr=h["lr"]),
+            "adam_amsgrad": lambda: optim.Adam(params, lr=h["lr"], amsgrad=True)}[rule]()
 
 
 # ---- the tinygrad_lite process -------------------------------------------------------------------
 
 
 def floor_kernels():
-    """Kernels that move the bytes of a 3-array rule (3 reads, 2 writes) and of Adam (4 reads, 3 writes)."""
+    """Kernels that move a rule's bytes: 3 arrays (3 reads, 2 writes), 4 (Adam: 4 reads, 3 writes) or 5."""
     import numba
     from numba import prange
 
@@ -118,7 +156,24 @@ def floor_kernels():
             v[i] += g[i]
             p[i] += m[i] + v[i]
 
-    return {3: (floor3_serial, floor3_parallel), 4: (floor4_serial, floor4_parallel)}
+    @numba.njit(parallel=True, fastmath=True)
+    def floor5_parallel(p, g, m, v, w):
+        for i in prange(p.size):
+            m[i] += g[i]
+            v[i] += g[i]
+            w[i] += g[i]
+            p[i] += m[i] + v[i] + w[i]
+
+    @numba.njit(fastmath=True)
+    def floor5_serial(p, g, m, v, w):
+        for i in range(p.size):
+            m[i] += g[i]
+            v[i] += g[i]
+            w[i] += g[i]
+            p[i] += m[i] + v[i] + w[i]
+
+    return {3: (floor3_serial, floor3_parallel), 4: (floor4_serial, floor4_parallel),
+            5: (floor5_serial, floor5_parallel)}
 
 
 def time_paired(fused, floor, arrays, initial, quick) -> tuple[dict, dict]:
@@ -182,11 +237,11 @@ def numba_worker() -> dict:
     floors = floor_kernels()
     out: dict = {"rows": {}, "sweep": {}, "asm": packed_instructions()}
     for n in SIZES:
-        base = [rng.standard_normal(n).astype(np.float32) * 1e-3 for _ in range(4)]
+        base = [rng.standard_normal(n).astype(np.float32) * 1e-3 for _ in range(5)]
         base[2:] = [np.abs(a) for a in base[2:]]
         quick = dict(repeats=5, target=0.01 if n >= 10**7 else 0.02)
         for rule in RULES:
-            k = 4 if rule.startswith("adam") else 3
+            k = ARRAYS.get(rule, 3)
             out["rows"][f"{rule}/{n}"] = time_rule(rule, base[:k], floors[k], quick)
     # Many small tensors against one tensor of the same total size, through the public API.
     for label, shapes in (("200x1000", [1000] * 200), ("1x200000", [200_000])):
@@ -399,8 +454,14 @@ def torch_worker() -> dict:
             return torch.optim.SGD(params, lr=h["lr"], momentum=h["beta"], dampening=h["beta"], **impl)
         if rule == "rmsprop":
             return torch.optim.RMSprop(params, lr=h["lr"], alpha=h["beta"], eps=h["eps"], **impl)
-        cls = torch.optim.Adam if rule == "adam" else torch.optim.AdamW
-        return cls(params, lr=h["lr"], eps=h["eps"], weight_decay=0.0, **impl)
+        if rule == "adagrad":
+            return torch.optim.Adagrad(params, lr=h["lr"], eps=h["eps"], **impl)
+        if rule == "nadam":
+            return torch.optim.NAdam(params, lr=h["lr"], eps=h["eps"], **impl)
+        if rule == "lion":
+            raise ValueError("torch has no Lion")
+        cls = torch.optim.AdamW if rule == "adamw" else torch.optim.Adam
+        return cls(params, lr=h["lr"], eps=h["eps"], weight_decay=0.0, amsgrad=rule == "adam_amsgrad", **impl)
 
     def run(rule, shapes, impl):
         params = [torch.zeros(s, requires_grad=True) for s in shapes]
@@ -483,12 +544,12 @@ def main() -> None:
         + f", torch.set_num_threads({theirs.get('threads', 'n/a')}); tinygrad_lite and torch in separate processes, "
         "both with " + ", ".join(f"{k}={v}" for k, v in MALLOC.items()) + " (glibc keeps freed memory for numpy's "
         "temporaries, as in a long run). "
-        "The memory floor moves the same bytes as the rule (Adam/AdamW: 4 reads, 3 writes; the others: 3 reads, "
-        "2 writes) with additions only; the faster of its serial and parallel versions is timed on the row's own "
-        "arrays in alternating batches with the faster of the two Numba kernels ('fused'), 15 batches each, and "
-        "'fused / floor' divides the medians of those paired batches. The machine was mostly quiet while this "
-        "ran (no other benchmarks or test suites); single numbers still move by up to about 10% between runs, the "
-        "ratios less.",
+        "The memory floor moves the same bytes as the rule (Adam/AdamW: 4 reads, 3 writes; NAdam and AMSGrad: 5 reads, "
+        "4 writes; the others: 3 reads, 2 writes) with additions only; the faster of its serial and parallel versions "
+        "is timed on the row's own arrays in alternating batches with the faster of the two Numba kernels "
+        "('fused'), 15 batches each, and 'fused / floor' divides the medians of those paired batches. The machine "
+        "was mostly quiet while this ran (no other benchmarks or test suites); single numbers still move by up to "
+        "about 10% between runs, the ratios less.",
         "",
         table(header, rows),
         "",

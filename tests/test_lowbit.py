@@ -482,6 +482,10 @@ def test_lowbit_min_size_and_format_errors():
         optim.Adam([p], state_dtype="float16")
     with pytest.raises(ValueError, match="Adam: invalid block_size=0"):
         optim.Adam([p], state_dtype="int8", block_size=0)
+    with pytest.raises(ValueError, match="Adam: state_dtype='int8' is not available for its rule 'adam_amsgrad'"):
+        optim.Adam([p], amsgrad=True, state_dtype="int8")
+    with pytest.raises(ValueError, match="RMSProp: state_dtype='bfloat16' is not available"):
+        optim.RMSProp([p], centered=True, state_dtype="bfloat16")
     with pytest.raises(ValueError, match="SGD: state_dtype='int8' needs momentum > 0"):
         optim.SGD([p], state_dtype="int8")
     params, optimizer = make("adam", "int8")

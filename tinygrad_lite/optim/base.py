@@ -166,7 +166,26 @@ class _FlatBuffer:
         self.uniform = True  # all counts equal: a step can be one call over the whole buffer
         self.rule, self.backend = rule, backend
         self.arrays = [self.param_buf, self.grad_buf, *self.state]
-        self.update = self._bind(self.arrays)
+        self.update = self._update = self._bind(self.arrays)
+        self.maximize = False
+        self.set_maximize(group.get("maximize") is True)
+
+    def set_maximize(self, on: bool) -> None:
+        """With `on`, the rule runs on -dW (PyTorch's maximize), read from a buffer of negated grads."""
+        if on == self.maximize:
+            return
+        self.maximize = on
+        if not on:
+            self.update = self._update
+            return
+        negated = np.empty_like(self.grad_buf)
+        update_negated = self._bind([self.param_buf, negated, *self.state])
+
+        def update(**scalars: Any) -> None:
+            np.negative(self.grad_buf, out=negated)
+            update_negated(**scalars)
+
+        self.update = update
 
     def fresh_state(self, param: np.ndarray, group: dict[str, Any]) -> Any:
         """The state record a parameter (or the whole buffer) starts with."""
@@ -253,6 +272,8 @@ class _FlatBuffer:
             members = np.flatnonzero(stepping & (before == count))
             index = np.concatenate([np.arange(self.bounds[i], self.bounds[i + 1]) for i in members])
             gathered = [buf[index] for buf in self.arrays]
+            if self.maximize:
+                np.negative(gathered[1], out=gathered[1])
             self._bind(gathered)(**scalars(group, int(count) + 1))
             for buf, values in zip(self.arrays, gathered):
                 buf[index] = values
@@ -368,8 +389,10 @@ class Optimizer:
         name = type(self).__name__
         if state_dtype not in lowbit.STATE_DTYPES:
             raise ValueError(f"{name}: invalid state_dtype={state_dtype!r}, expected one of {lowbit.STATE_DTYPES}")
-        if state_dtype != "float32" and not self.state_type:
-            raise ValueError(f"{name} keeps no state to store as {state_dtype}")
+        if state_dtype != "float32" and not hasattr(lowbit, f"{self.rule}_{state_dtype}"):
+            raise ValueError(f"{name}: state_dtype={state_dtype!r} is not available for its rule {self.rule!r} "
+                             "(low-bit state exists for sgd, momentum, rmsprop, adam and adamw without amsgrad, "
+                             "centered or momentum in RMSProp); use state_dtype='float32'")
         for key, value, least in (("block_size", block_size, 1), ("lowbit_min_size", lowbit_min_size, 0)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
                 raise ValueError(f"{name}: invalid {key}={value!r}, expected an int >= {least}")
@@ -513,6 +536,8 @@ class Optimizer:
                                      f"({self._format(self._checked[i])} -> {self._format(group)}); the state "
                                      "format is fixed when the optimizer is created")
             self._checked = [dict(group) for group in self.param_groups]
+            for group, buffer in self._pairs:
+                buffer.set_maximize(group.get("maximize") is True)
         pairs = self._pairs
         has_grad = None
         for _, buffer in pairs:
@@ -665,10 +690,9 @@ class Optimizer:
                     raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has dtype {value.dtype}, "
                                      "expected real numbers")
             updates.append((buffer, i, int(step), entry))
-        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            # Lists again: a checkpoint's JSON turns the names into a tuple.
+        for group, saved in zip(self.param_groups, saved_groups):
+            # Lists again: a checkpoint's JSON turns the names into a tuple. The next step syncs the groups.
             group.update({k: list(v) if k == "param_names" else v for k, v in saved.items() if k != "params"})
-            self._checked[i] = dict(group)
         buffers = {id(buffer): buffer for buffer, _ in places}
         steps = {key: np.zeros(len(buffer.params), np.int64) for key, buffer in buffers.items()}
         for (buffer, i), group in zip(places, (g for g in self.param_groups for _ in g["params"])):

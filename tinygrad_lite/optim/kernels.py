@@ -226,6 +226,149 @@ def _adam_parallel(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, bet
                      one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate)
 
 
+@_kernel()
+def _adam_amsgrad_serial(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, one_minus_beta1, beta2,
+                         one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
+    for i in range(param.size):
+        p = param[i] * decay
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * p
+        m = beta1 * exp_avg[i] + one_minus_beta1 * g
+        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        largest = max_exp_avg_sq[i]
+        if v > largest or v != v:  # np.maximum: a NaN on either side wins
+            largest = v
+        max_exp_avg_sq[i] = largest
+        if estimate:
+            param[i] = p - step_size * m * _reciprocal(math.sqrt(largest) * inv_sqrt_bias_correction2 + eps)
+        else:
+            param[i] = p - step_size * m / (math.sqrt(largest) * inv_sqrt_bias_correction2 + eps)
+
+
+@_kernel()
+def _adagrad_serial(param, grad, sum, lr, eps, weight_decay, estimate):
+    for i in range(param.size):
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * param[i]
+        s = sum[i] + g * g
+        sum[i] = s
+        if estimate:
+            param[i] -= lr * g * _reciprocal(math.sqrt(s) + eps)
+        else:
+            param[i] -= lr * g / (math.sqrt(s) + eps)
+
+
+@_kernel()
+def _rmsprop_momentum_serial(param, grad, square_avg, grad_avg, momentum_buffer, lr, beta, one_minus_beta, eps,
+                             weight_decay, momentum, centered, estimate):
+    for i in range(param.size):
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * param[i]
+        s = beta * square_avg[i] + one_minus_beta * g * g
+        square_avg[i] = s
+        if centered:
+            a = beta * grad_avg[i] + one_minus_beta * g
+            grad_avg[i] = a
+            s -= a * a
+        if estimate:
+            step = g * _reciprocal(math.sqrt(s) + eps)
+        else:
+            step = g / (math.sqrt(s) + eps)
+        if momentum != 0:
+            step += momentum * momentum_buffer[i]
+            momentum_buffer[i] = step
+        param[i] -= lr * step
+
+
+@_kernel()
+def _lion_serial(param, grad, exp_avg, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, decay):
+    for i in range(param.size):
+        g = grad[i]
+        m = exp_avg[i]
+        c = beta1 * m + one_minus_beta1 * g
+        step = lr if c > 0 else (-lr if c < 0 else lr * c)  # lr*sign(c); a zero stays 0 and a NaN stays NaN
+        param[i] = param[i] * decay - step
+        exp_avg[i] = beta2 * m + one_minus_beta2 * g
+
+
+@_kernel(parallel=True)
+def _adam_amsgrad_parallel(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, one_minus_beta1, beta2,
+                           one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _adam_amsgrad_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], max_exp_avg_sq[lo:hi],
+                             beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, decay, step_size,
+                             inv_sqrt_bias_correction2, estimate)
+
+
+@_kernel(parallel=True)
+def _adagrad_parallel(param, grad, sum, lr, eps, weight_decay, estimate):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _adagrad_serial(param[lo:hi], grad[lo:hi], sum[lo:hi], lr, eps, weight_decay, estimate)
+
+
+@_kernel(parallel=True)
+def _rmsprop_momentum_parallel(param, grad, square_avg, grad_avg, momentum_buffer, lr, beta, one_minus_beta, eps,
+                               weight_decay, momentum, centered, estimate):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _rmsprop_momentum_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], grad_avg[lo:hi],
+                                 momentum_buffer[lo:hi], lr, beta, one_minus_beta, eps, weight_decay, momentum,
+                                 centered, estimate)
+
+
+@_kernel(parallel=True)
+def _lion_parallel(param, grad, exp_avg, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, decay):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _lion_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], lr, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                     decay)
+
+
+@_kernel()
+def _nadam_serial(param, grad, exp_avg, exp_avg_sq, one_minus_mu_product, beta1, one_minus_beta1, beta2,
+                  one_minus_beta2, eps, weight_decay, mu, one_minus_mu, lr_one_minus_mu, mu_next, one_minus_mu_next,
+                  lr_mu_next, inv_sqrt_bias_correction2, estimate):
+    for i in range(param.size):
+        p = param[i]
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * p
+        q = one_minus_mu + mu * one_minus_mu_product[i]
+        one_minus_mu_product[i] = q
+        m = beta1 * exp_avg[i] + one_minus_beta1 * g
+        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        step = lr_one_minus_mu * g / q + lr_mu_next * m / (one_minus_mu_next + mu_next * q)
+        if estimate:
+            param[i] = p - step * _reciprocal(math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+        else:
+            param[i] = p - step / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+
+
+@_kernel(parallel=True)
+def _nadam_parallel(param, grad, exp_avg, exp_avg_sq, one_minus_mu_product, beta1, one_minus_beta1, beta2,
+                    one_minus_beta2, eps, weight_decay, mu, one_minus_mu, lr_one_minus_mu, mu_next, one_minus_mu_next,
+                    lr_mu_next, inv_sqrt_bias_correction2, estimate):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _nadam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], one_minus_mu_product[lo:hi],
+                      beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, mu, one_minus_mu,
+                      lr_one_minus_mu, mu_next, one_minus_mu_next, lr_mu_next, inv_sqrt_bias_correction2, estimate)
+
+
 # ---- scalars: the article's hyperparameters turned into what each loop multiplies by ------------
 # One named record per kernel, its fields in the order of the kernel's arguments after the arrays
 # (tests/test_kernels.py checks the order), built from the rule's keyword arguments by a classmethod.
@@ -311,6 +454,75 @@ class AdamScalars(NamedTuple):
                    1 / math.sqrt(bias_correction2), _estimate(eps, size)))
 
 
+class AdagradScalars(NamedTuple):
+    """The scalars of `_adagrad_serial` (lr already decayed for the step)."""
+
+    lr: float
+    eps: float
+    weight_decay: float
+    estimate: bool
+
+    @classmethod
+    def adagrad(cls, size, *, lr, eps, weight_decay):
+        return _record(cls, (lr, eps, weight_decay, _estimate(eps, size)))
+
+
+class RMSPropMomentumScalars(NamedTuple):
+    """The scalars of `_rmsprop_momentum_serial`."""
+
+    lr: float
+    beta: float
+    one_minus_beta: float
+    eps: float
+    weight_decay: float
+    momentum: float
+    centered: bool
+    estimate: bool
+
+    @classmethod
+    def rmsprop_momentum(cls, size, *, lr, beta, eps, weight_decay, momentum, centered):
+        return _record(cls, (lr, beta, 1 - beta, eps, weight_decay, momentum, bool(centered), _estimate(eps, size)))
+
+
+class LionScalars(NamedTuple):
+    """The scalars of `_lion_serial`: decay = 1 - lr*weight_decay."""
+
+    lr: float
+    beta1: float
+    one_minus_beta1: float
+    beta2: float
+    one_minus_beta2: float
+    decay: float
+
+    @classmethod
+    def lion(cls, size, *, lr, beta1, beta2, weight_decay):
+        return _record(cls, (lr, beta1, 1 - beta1, beta2, 1 - beta2, 1 - lr * weight_decay))
+
+
+class NAdamScalars(NamedTuple):
+    """The scalars of `_nadam_serial`."""
+
+    beta1: float
+    one_minus_beta1: float
+    beta2: float
+    one_minus_beta2: float
+    eps: float
+    weight_decay: float
+    mu: float
+    one_minus_mu: float
+    lr_one_minus_mu: float
+    mu_next: float
+    one_minus_mu_next: float
+    lr_mu_next: float
+    inv_sqrt_bias_correction2: float
+    estimate: bool
+
+    @classmethod
+    def nadam(cls, size, *, lr, beta1, beta2, eps, weight_decay, mu, mu_next, bias_correction2):
+        return _record(cls, (beta1, 1 - beta1, beta2, 1 - beta2, eps, weight_decay, mu, 1 - mu, lr * (1 - mu), mu_next,
+                             1 - mu_next, lr * mu_next, 1 / math.sqrt(bias_correction2), _estimate(eps, size)))
+
+
 # rule -> (serial kernel, parallel kernel, (size, **the rule's keywords) -> the kernel's scalar record)
 _RULES: dict[str, tuple[Callable, Callable, Callable]] = {
     "sgd": (_sgd_serial, _sgd_parallel, SGDScalars.sgd),
@@ -318,6 +530,12 @@ _RULES: dict[str, tuple[Callable, Callable, Callable]] = {
     "rmsprop": (_rmsprop_serial, _rmsprop_parallel, RMSPropScalars.rmsprop),
     "adam": (_adam_serial, _adam_parallel, AdamScalars.adam),
     "adamw": (_adam_serial, _adam_parallel, AdamScalars.adamw),
+    "adam_amsgrad": (_adam_amsgrad_serial, _adam_amsgrad_parallel, AdamScalars.adam),
+    "adamw_amsgrad": (_adam_amsgrad_serial, _adam_amsgrad_parallel, AdamScalars.adamw),
+    "adagrad": (_adagrad_serial, _adagrad_parallel, AdagradScalars.adagrad),
+    "rmsprop_momentum": (_rmsprop_momentum_serial, _rmsprop_momentum_parallel, RMSPropMomentumScalars.rmsprop_momentum),
+    "lion": (_lion_serial, _lion_parallel, LionScalars.lion),
+    "nadam": (_nadam_serial, _nadam_parallel, NAdamScalars.nadam),
 }
 
 
@@ -463,6 +681,53 @@ def adamw(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: 
     """Fused `functional.adamw`: W *= 1 - lr*weight_decay inside the Adam loop, then the Adam step."""
     bind("adamw", (param, grad, exp_avg, exp_avg_sq))(
         lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, bias_correction1=bias_correction1,
+        bias_correction2=bias_correction2)
+
+
+def adam_amsgrad(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+                 max_exp_avg_sq: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float,
+                 weight_decay: float, bias_correction1: float, bias_correction2: float) -> None:
+    """Fused `functional.adam_amsgrad`: Adam whose denominator uses the largest s so far."""
+    bind("adam_amsgrad", (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq))(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, bias_correction1=bias_correction1,
+        bias_correction2=bias_correction2)
+
+
+def adamw_amsgrad(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+                  max_exp_avg_sq: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float,
+                  weight_decay: float, bias_correction1: float, bias_correction2: float) -> None:
+    """Fused `functional.adamw_amsgrad`: decoupled decay inside the AMSGrad loop."""
+    bind("adamw_amsgrad", (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq))(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, bias_correction1=bias_correction1,
+        bias_correction2=bias_correction2)
+
+
+def adagrad(param: np.ndarray, grad: np.ndarray, sum: np.ndarray, *, lr: float, eps: float,
+            weight_decay: float) -> None:
+    """Fused `functional.adagrad`: s += dW^2;  W -= lr_t * dW / (sqrt(s) + eps)."""
+    bind("adagrad", (param, grad, sum))(lr=lr, eps=eps, weight_decay=weight_decay)
+
+
+def rmsprop_momentum(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray, grad_avg: np.ndarray,
+                     momentum_buffer: np.ndarray, *, lr: float, beta: float, eps: float, weight_decay: float,
+                     momentum: float, centered: bool) -> None:
+    """Fused `functional.rmsprop_momentum`: torch's RMSprop with centered and momentum."""
+    bind("rmsprop_momentum", (param, grad, square_avg, grad_avg, momentum_buffer))(
+        lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+
+
+def lion(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, *, lr: float, beta1: float, beta2: float,
+         weight_decay: float) -> None:
+    """Fused `functional.lion`: W -= lr*(sign(beta1*m + (1-beta1)*dW) + weight_decay*W);  m = beta2*m + (1-beta2)*dW."""
+    bind("lion", (param, grad, exp_avg))(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay)
+
+
+def nadam(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+          one_minus_mu_product: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float,
+          weight_decay: float, mu: float, mu_next: float, bias_correction2: float) -> None:
+    """Fused `functional.nadam`: Adam with Nesterov momentum, as `torch.optim.NAdam`."""
+    bind("nadam", (param, grad, exp_avg, exp_avg_sq, one_minus_mu_product))(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, mu=mu, mu_next=mu_next,
         bias_correction2=bias_correction2)
 
 
