@@ -492,3 +492,19 @@ def test_lowbit_min_size_and_format_errors():
     optimizer.param_groups[0]["state_dtype"] = "bfloat16"
     with pytest.raises(ValueError, match="changed how its state is stored"):
         run(params, optimizer, 1)
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_maximize_with_low_bit_state_steps_on_the_negated_grad(state_dtype):
+    up_params, up = make("adam", state_dtype, maximize=True)
+    down_params, down = make("adam", state_dtype)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        for p, q in zip(up_params, down_params):
+            grad = spread(rng, p.data.size, -6, 0).reshape(p.shape)
+            p.grad, q.grad = grad, -grad
+        up.step()
+        down.step()
+    assert_same_state(stored(up), stored(down))
+    for p, q in zip(up_params, down_params):
+        np.testing.assert_array_equal(p.data, q.data)
