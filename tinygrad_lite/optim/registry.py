@@ -91,4 +91,4 @@ register("adam", Adam, 0.01)
 register("adamw", AdamW, 0.01)
 register("adagrad", Adagrad, 0.05)
 register("nadam", NAdam, 0.01)
-register("lion", Lion, 0.001)  # steps of exactly lr per weight: a tenth of Adam's
+register("lion", Lion, 0.003)  # steps of exactly lr per weight: a third of Adam's
