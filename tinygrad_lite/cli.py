@@ -156,6 +156,13 @@ def _batch_sizes(text: str) -> tuple[int | None, ...]:
     return tuple(_batch_size(part.strip()) for part in text.split(",") if part.strip())
 
 
+def _non_negative_float(text: str) -> float:
+    value = _float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = _float(text)
     if not value > 0:
@@ -406,6 +413,9 @@ def _add_batches(commands: argparse._SubParsersAction) -> None:
                    help="learning rate (default the optimizer's for the dataset: " + _lr_defaults() + ")")
     p.add_argument("--epochs", type=_positive_int, default=20, help="passes over the dataset")
     p.add_argument("--evals-per-epoch", type=_positive_int, default=4, help="how often J is logged")
+    p.add_argument("--seconds", type=_non_negative_float, default=1.0,
+                   help="time budget: each batch size trains at least this long, past --epochs if need be, so the "
+                        "per-second panel compares equal times")
     p.add_argument("--max-seconds", type=_positive_float, default=None,
                    help="cap on each run's training time (default no cap)")
     p.add_argument("--seed", type=_seed, default=0, help="seeds the dataset, the weights and the shuffling")
@@ -420,7 +430,8 @@ def _batches(args: argparse.Namespace) -> None:
     _output_folder(args)
     study = batches.batch_study(args.sizes, dataset=args.dataset, samples=args.samples, hidden=args.hidden,
                                 optimizer=args.optimizer, lr=args.lr, epochs=args.epochs,
-                                evals_per_epoch=args.evals_per_epoch, max_seconds=args.max_seconds, seed=args.seed)
+                                evals_per_epoch=args.evals_per_epoch, max_seconds=args.max_seconds,
+                                seconds=args.seconds, seed=args.seed, progress=True)
     png, csv_path = os.path.join(args.out, "batches.png"), os.path.join(args.out, "batches.csv")
     study.write_csv(csv_path)
     plots.plot_batches(study, png)
@@ -454,7 +465,7 @@ def _compare(args: argparse.Namespace) -> None:
     _output_folder(args)
     result = compare.compare(tuple(args.optimizers), _per_optimizer(args.lr, args.optimizers), dataset=args.dataset,
                              samples=args.samples, hidden=args.hidden, batch_size=args.batch_size,
-                             epochs=args.epochs, target=args.target, seed=args.seed)
+                             epochs=args.epochs, target=args.target, seed=args.seed, progress=True)
     png = os.path.join(args.out, "compare.png")
     csv_path, table_path = os.path.join(args.out, "compare.csv"), os.path.join(args.out, "compare_targets.csv")
     result.write_csv(csv_path)
