@@ -482,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input, with one line on stderr).
 
     Only UsageError becomes status 2; any other exception propagates with its traceback (status 1). Output
-    into a pipe that closed early (`tinygrad-lite race | head -1`) ends quietly with status 0.
+    into a pipe that closed early (`tinygrad-lite race | head -1`) ends quietly with status 0, and Ctrl-C
+    prints one line and returns 130.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -493,6 +494,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(str(error).replace("\n", " "), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C in a command that has nothing to save (train handles its own)
+        print(" ".join(["tinygrad-lite", *argv[:1]]) + ": interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # Whoever read our output has stopped; later writes (and the flush at exit) must not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

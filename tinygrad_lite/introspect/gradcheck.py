@@ -1,4 +1,4 @@
-"""`gradcheck`: compare autograd's gradients with central differences, in float64."""
+"""`gradcheck` and `gradgradcheck`: autograd's first and second derivatives against central differences, in float64."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lite._tensor import Tensor, no_grad
+from tinygrad_lite._tensor import Tensor, enable_grad, no_grad
+from tinygrad_lite.autograd import grad
 
 
 class GradcheckError(AssertionError):
@@ -174,3 +175,37 @@ def _float64_copy(x: Any) -> Any:
             copy._hooks = dict(x._hooks)
         return copy
     return x
+
+
+def gradgradcheck(fn: Callable[..., Tensor], *inputs: Any, grad_outputs: Any = None, eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, directions: int = 0, elementwise: bool = True,
+                  seed: int = 0) -> bool:
+    """True when the second derivatives of `fn(*inputs)` match central differences of its gradient.
+
+    As `torch.autograd.gradgradcheck`: runs `gradcheck` on the function that maps (inputs, v) to the
+    gradient of v . fn(inputs) with respect to the inputs that require grad, computed by `grad` with
+    `create_graph=True`. So it checks each op's backward as a function in its own right, including its
+    derivative with respect to v. `v` is `grad_outputs` when given, else drawn from `seed`. The other
+    arguments are gradcheck's, and so is the error (GradcheckError; input `len(inputs)` is v).
+    """
+    if grad_outputs is None:
+        with no_grad():
+            out = fn(*[_float64_copy(x) for x in inputs])
+        if not isinstance(out, Tensor):
+            raise ValueError(f"gradgradcheck: fn must return a Tensor, got {out!r:.80}")
+        grad_outputs = np.random.default_rng(seed).standard_normal(out.shape)
+    v = Tensor(grad_outputs.data if isinstance(grad_outputs, Tensor) else grad_outputs, requires_grad=True,
+               dtype=np.float64)
+    n = len(inputs)
+
+    def first_derivative(*args: Any) -> Tensor:
+        xs, v = args[:n], args[n]
+        checked = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+        with enable_grad():  # gradcheck evaluates under no_grad(), and a gradient needs a graph
+            out = fn(*xs)
+            grads = grad(out, checked, grad_outputs=v, create_graph=True, allow_unused=True)
+            return Tensor.concatenate([Tensor(np.zeros(x.data.size)) if g is None else g.reshape(-1)
+                                       for g, x in zip(grads, checked)])
+
+    return gradcheck(first_derivative, *inputs, v, eps=eps, atol=atol, rtol=rtol, directions=directions,
+                     elementwise=elementwise, seed=seed)
