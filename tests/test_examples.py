@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -62,3 +64,13 @@ def test_batch_sizes_comparison():
         epochs.append(int(n_epochs))
     full, mini, single = epochs
     assert single < mini < full  # more updates per epoch, fewer epochs
+
+
+def test_digits_mlp_reaches_95_percent_on_held_out_digits():
+    pytest.importorskip("sklearn")
+    out = run_example("digits_mlp.py")
+    last = out.splitlines()[-1]
+    (train,), (test,) = numbers_after("train accuracy", last), numbers_after("test accuracy", last)
+    assert test >= 0.95 and train >= test
+    norms = numbers_after("grad norm", out)  # clip_grad_norm_'s total norm before clipping
+    assert len(norms) == 3 and all(n > 0 for n in norms)
