@@ -74,3 +74,16 @@ def test_digits_mlp_reaches_95_percent_on_held_out_digits():
     assert test >= 0.95 and train >= test
     norms = numbers_after("grad norm", out)  # clip_grad_norm_'s total norm before clipping
     assert len(norms) == 3 and all(n > 0 for n in norms)
+
+
+def test_newton_checks_the_hessian_and_beats_gradient_descent():
+    out = run_example("newton.py")
+    (difference,) = numbers_after("largest |hessian() - finite differences|", out)
+    assert difference < 1e-6
+    (smallest,), (largest,) = numbers_after("smallest", out), numbers_after("largest", out)
+    (condition,) = numbers_after("condition number", out)
+    assert condition == pytest.approx(largest / smallest, rel=1e-3) and condition > 100  # a ravine
+    (start,), (descent,), (newton,) = (numbers_after(label, out) for label in
+                                      ("cost J at start", "cost J after 20 gradient descent steps",
+                                       "cost J after 20 Newton-CG steps"))
+    assert newton < 1e-3 * descent and descent < start

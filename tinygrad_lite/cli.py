@@ -15,6 +15,7 @@ import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
+from types import ModuleType
 
 from tinygrad_lite import data, plots
 from tinygrad_lite import train as training
@@ -101,21 +102,30 @@ def _optimizer(text: str) -> str:
     return text
 
 
-def _names(text: str) -> list[str]:
+def _names(text: str, vocabulary: ModuleType = registry) -> list[str]:
+    """Comma-separated names from `vocabulary` (the registry, or `race`, which adds its METHODS such as newton)."""
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [n for n in names if n not in registry.names()]
+    unknown = [n for n in names if n not in vocabulary.names()]
     if not names or unknown:
-        raise argparse.ArgumentTypeError(f"expected comma-separated optimizers from {','.join(registry.names())}, "
+        raise argparse.ArgumentTypeError(f"expected comma-separated optimizers from {','.join(vocabulary.names())}, "
                                          f"got {text!r}")
-    rules = [registry.canonical(n) for n in names]
+    rules = [vocabulary.canonical(n) for n in names]
     twice = [n for n, rule in zip(names, rules) if rules.count(rule) > 1]
     if twice:
         raise argparse.ArgumentTypeError(f"{' and '.join(dict.fromkeys(twice))} name the same optimizer in {text!r}")
     return names
 
 
-def _learning_rates(text: str) -> float | dict[str, float]:
-    """'0.01' for every optimizer, or per optimizer: 'adam=0.05,gd=0.001'."""
+def _race_names(text: str) -> list[str]:
+    return _names(text, race)
+
+
+def _race_learning_rates(text: str) -> float | dict[str, float]:
+    return _learning_rates(text, race)
+
+
+def _learning_rates(text: str, vocabulary: ModuleType = registry) -> float | dict[str, float]:
+    """'0.01' for every optimizer, or per optimizer: 'adam=0.05,gd=0.001' (names from `vocabulary`)."""
     if "=" not in text:
         rate = _float(text)
         if not rate > 0:
@@ -125,13 +135,13 @@ def _learning_rates(text: str) -> float | dict[str, float]:
     for part in text.split(","):
         name, _, value = part.partition("=")
         name = name.strip()
-        if name not in registry.names():
+        if name not in vocabulary.names():
             raise argparse.ArgumentTypeError(f"unknown optimizer {name!r} in {text!r}, expected one of "
-                                             f"{','.join(registry.names())}")
+                                             f"{','.join(vocabulary.names())}")
         rate = _float(value)
         if not rate > 0:
             raise argparse.ArgumentTypeError(f"expected a learning rate > 0 for {name}, got {value!r}")
-        rates[registry.canonical(name)] = rate  # keyed by rule, so gd=... also sets the rate of sgd
+        rates[vocabulary.canonical(name)] = rate  # keyed by rule, so gd=... also sets the rate of sgd
     return rates
 
 
@@ -170,8 +180,9 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _per_optimizer(rates: float | dict[str, float] | None, optimizers: Sequence[str]) -> dict[str, float] | None:
-    return {registry.canonical(name): rates for name in optimizers} if isinstance(rates, float) else rates
+def _per_optimizer(rates: float | dict[str, float] | None, optimizers: Sequence[str],
+                   vocabulary: ModuleType = registry) -> dict[str, float] | None:
+    return {vocabulary.canonical(name): rates for name in optimizers} if isinstance(rates, float) else rates
 
 
 def _wrote(*paths: str) -> None:
@@ -347,14 +358,16 @@ def _add_race(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("race", help="optimizer paths over the contours of a 2-D loss surface",
                             formatter_class=_HelpFormatter)
     p.add_argument("--surface", choices=list(SURFACES), default="beale", help="the loss surface")
-    p.add_argument("--optimizers", type=_names, default=list(race.ARTICLE_OPTIMIZERS),
-                   help=f"comma-separated, from {','.join(registry.names())}")
+    p.add_argument("--optimizers", type=_race_names, default=list(race.ARTICLE_OPTIMIZERS),
+                   help=f"comma-separated, from {','.join(race.names())} (newton: damped Newton with the exact "
+                        "Hessian, a race-only method)")
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="steps per optimizer (default per surface: "
                         + ", ".join(f"{name} {s.steps}" for name, s in SURFACES.items()) + ")")
-    p.add_argument("--lr", type=_learning_rates, default=None,
+    p.add_argument("--lr", type=_race_learning_rates, default=None,
                    help="one rate for all, or per optimizer: adam=0.05,gd=0.001 (default tuned per surface, in "
-                        "tinygrad_lite/surfaces.py; a rule without one there takes its train default)")
+                        "tinygrad_lite/surfaces.py; a rule without one there takes its train default; newton 1, "
+                        "its first trial step)")
     p.add_argument("--start", type=_point, default=None,
                    help="x,y (default per surface: "
                         + ", ".join(f"{name} {_shown(s.start)}" for name, s in SURFACES.items()) + ")")
@@ -366,8 +379,8 @@ def _add_race(commands: argparse._SubParsersAction) -> None:
 def _race(args: argparse.Namespace) -> None:
     _require_matplotlib(args)
     _output_folder(args)
-    result = race.race(SURFACES[args.surface], args.optimizers, args.steps, _per_optimizer(args.lr, args.optimizers),
-                       args.start)
+    result = race.race(SURFACES[args.surface], args.optimizers, args.steps,
+                       _per_optimizer(args.lr, args.optimizers, race), args.start)
     png, csv_path = os.path.join(args.out, "race.png"), os.path.join(args.out, "race.csv")
     gif = os.path.join(args.out, "race.gif") if args.gif else None
     result.write_csv(csv_path)
