@@ -9,6 +9,7 @@ command. Every such check happens here, before the work, or converts one specifi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import shlex
@@ -269,6 +270,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.out and training.holds_run(args.out) and not (args.resume or args.overwrite):
         raise UsageError(f"tinygrad-lite train: --out {args.out!r} already holds a run; add --resume to continue "
                          "it or --overwrite to replace it")
+    numbered = None
     if args.out:
         _output_folder(args)
     elif args.out == "":  # --out '': write nothing
@@ -277,7 +279,7 @@ def _train(args: argparse.Namespace) -> int:
         args.out = os.path.dirname(args.resume) or "."  # a resumed run continues in its own folder
     else:
         try:
-            args.out = _output_folder(args, training.next_free_folder("runs/train"))
+            numbered = args.out = _output_folder(args, training.next_free_folder("runs/train"))
         except OSError as error:
             raise UsageError(f"tinygrad-lite train: cannot create a folder under runs/ ({error.strerror or error})"
                              ) from None
@@ -287,6 +289,15 @@ def _train(args: argparse.Namespace) -> int:
         overwrite=True, progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
         test_fraction=args.test_fraction,
     ).resolved()
+    try:
+        return _run_train(args, config)
+    finally:
+        if numbered is not None:  # a numbered folder nothing was written into (an error, an early Ctrl-C) goes
+            with contextlib.suppress(OSError):
+                os.rmdir(numbered)  # only ever removes an empty folder
+
+
+def _run_train(args: argparse.Namespace, config: training.TrainConfig) -> int:
     try:
         result = training.train(config, on_start=_announce)
     except data.ScikitLearnMissing as error:
@@ -298,7 +309,7 @@ def _train(args: argparse.Namespace) -> int:
         if stop.checkpoint is None:
             print(f"tinygrad-lite train: {stop}; no epoch had ended, nothing was saved", file=sys.stderr)
         else:
-            again = [arg for arg in _resumable(args.argv)] + ["--resume", stop.checkpoint]
+            again = [*_resumable(args.argv), "--resume", stop.checkpoint]
             print(f"tinygrad-lite train: {stop}; resume with: {shlex.join(['tinygrad-lite', *again])}",
                   file=sys.stderr)
         return stop.exit_status
