@@ -186,7 +186,7 @@ CASES = [
      lambda m, o: optim.Adam([{"params": [m[0].weight]}, {"params": [m[0].bias], "momentum": 0.9}])),
     ("group-not-a-tensor", TypeError, ["Adam", "params must be Tensors", "ndarray", "index 1"],
      lambda m, o: optim.Adam([{"params": [m[0].weight]}, {"params": [m[0].bias, np.ones(2)]}])),
-    ("group-not-a-dict", TypeError, ["SGD", "param group must be a dict", "Tensor"],
+    ("group-not-a-dict", TypeError, ["SGD", "param group must be a dict", "got Parameter"],
      lambda m, o: optim.SGD([{"params": [m[0].weight]}, m[0].bias])),
     ("group-unknown-key", ValueError, ["unknown hyperparameters", "'momentum'"],
      lambda m, o: o.add_param_group({"params": [Tensor(np.ones(2), requires_grad=True)], "momentum": 0.9})),

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from tinygrad_lite import plots
+from tinygrad_lite import data, plots
 from tinygrad_lite import train as training
 from tinygrad_lite.optim.base import DEFAULT_BACKEND
 from tinygrad_lite.studies import batches, compare, ema, race
@@ -166,10 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     defaults = training.TrainConfig()
-    p = commands.add_parser("train", help="train an MLP on a toy dataset (the main job)")
-    p.add_argument("--dataset", choices=sorted(training.DATASETS), default=defaults.dataset,
-                   help="default %(default)s")
-    p.add_argument("--samples", type=_positive_int, default=defaults.samples, help="dataset size (default %(default)s)")
+    p = commands.add_parser("train", help="train an MLP on a toy or real dataset (the main job)")
+    p.add_argument("--dataset", choices=sorted(training.DATASETS) + sorted(training.REAL_DATASETS),
+                   default=defaults.dataset,
+                   help="default %(default)s; digits, breast_cancer and wine need the data extra (scikit-learn)")
+    p.add_argument("--samples", type=_positive_int, default=defaults.samples,
+                   help="dataset size of the toy datasets (default %(default)s)")
+    p.add_argument("--test-fraction", type=_float, default=None, metavar="F",
+                   help=f"share of the dataset held out to report test accuracy, seeded by --seed (default "
+                        f"{training.REAL_TEST_FRACTION} for the real datasets, 0 for the toy ones)")
     p.add_argument("--hidden", type=_sizes, default=defaults.hidden,
                    help="hidden sizes (default " + ",".join(map(str, defaults.hidden)) + ")")
     p.add_argument("--optimizer", choices=sorted(training.OPTIMIZERS), default=defaults.optimizer,
@@ -205,19 +210,25 @@ def _train(args: argparse.Namespace) -> None:
         dataset=args.dataset, samples=args.samples, hidden=args.hidden, optimizer=args.optimizer, lr=args.lr,
         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, backend=args.backend, out=args.out,
         progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
+        test_fraction=args.test_fraction,
     )
+    if config.test_fraction is not None and not 0 <= config.test_fraction < 1:
+        raise UsageError(f"tinygrad-lite train: --test-fraction must be in [0, 1), got {config.test_fraction}")
     if config.lr is not None and config.lr < 0:
         raise UsageError(f"tinygrad-lite train: --lr must be >= 0, got {config.lr}")
     if config.out:
         _output_folder(args)
     try:
         result = training.train(config)
+    except data.ScikitLearnMissing as error:
+        raise UsageError(f"tinygrad-lite train: --dataset {config.dataset}: {error}") from None
     except training.ResumeError as error:  # raised only for the --resume file, so never hides a bug
         message = error.describe(f"--epochs {config.epochs}") if isinstance(error, training.ResumePastEpochs) else error
         raise UsageError(f"tinygrad-lite train: {message}") from None
     final = result.final
     accuracy = "" if final["accuracy"] != final["accuracy"] else f"  accuracy {final['accuracy']:.4f}"
-    print(f"final loss {final['loss']:.4f}{accuracy}  ({final['seconds']:.1f} s, {config.epochs} epochs)")
+    test = f"  test accuracy {final['test_accuracy']:.4f}" if final.get("test_accuracy", float("nan")) >= 0 else ""
+    print(f"final loss {final['loss']:.4f}{accuracy}{test}  ({final['seconds']:.1f} s, {config.epochs} epochs)")
     if config.out:
         print(f"wrote {config.out}/metrics.csv and {config.out}/{training.CHECKPOINT}")
 

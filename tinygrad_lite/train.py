@@ -1,4 +1,4 @@
-"""The main job: train an MLP on a toy dataset, log per-epoch metrics, and checkpoint it (resumable)."""
+"""The main job: train an MLP on a toy or real dataset, log per-epoch metrics, and checkpoint it (resumable)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "blobs": data.make_blobs,
     "regression": data.make_regression,
 }
+# Real datasets from scikit-learn's bundled copies (the `data` extra): fixed size, standardised for training
+# with the statistics of the training split, and a held-out test split by default.
+REAL_DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
+    "digits": data.load_digits,
+    "breast_cancer": data.load_breast_cancer,
+    "wine": data.load_wine,
+}
+REAL_TEST_FRACTION = 0.2
 OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
     "sgd": optim.SGD,
     "momentum": optim.Momentum,
@@ -58,11 +66,12 @@ class TrainConfig:
     progress: bool = True
     resume: str | None = None  # a checkpoint written by an earlier run with the same settings
     save_every: int | None = None  # epochs between checkpoints in `out` (one is always written at the end)
+    test_fraction: float | None = None  # held out for test accuracy; None: 0.2 for real datasets, 0 for toy ones
 
 
 CHECKPOINT = "checkpoint.safetensors"
 # The settings a resumed run must share with the run that wrote the checkpoint (epochs and backend may differ).
-_RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed")
+_RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed", "test_fraction")
 
 
 class ResumeError(ValueError):
@@ -127,8 +136,11 @@ def train(config: TrainConfig) -> TrainResult:
     Shuffling draws from the global generator seeded with `config.seed`, and checkpoints store that
     generator's state, so a run resumed from a checkpoint continues bit for bit like one never stopped.
     """
-    if config.dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {config.dataset!r}, expected one of {sorted(DATASETS)}")
+    if config.dataset not in DATASETS and config.dataset not in REAL_DATASETS:
+        raise ValueError(f"unknown dataset {config.dataset!r}, expected one of {sorted({*DATASETS, *REAL_DATASETS})}")
+    test_fraction = test_fraction_of(config)
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}, expected one of {sorted(OPTIMIZERS)}")
     if config.epochs < 1:
@@ -138,16 +150,16 @@ def train(config: TrainConfig) -> TrainResult:
     if config.out:
         os.makedirs(config.out, exist_ok=True)  # an unusable --out fails now, not after the whole run
     manual_seed(config.seed)
-    X, y = DATASETS[config.dataset](config.samples, seed=config.seed)
+    X, y, X_test, y_test = load_split(config.dataset, config.samples, test_fraction, config.seed)
     regression = config.dataset == "regression"
-    n_out = 1 if regression else int(y.max()) + 1
+    n_out = 1 if regression else int(max(y.max(), y_test.max(initial=0))) + 1
     model = mlp([X.shape[1], *config.hidden, n_out])
     lr = default_lr(config.dataset, config.optimizer) if config.lr is None else config.lr
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=lr, backend=config.backend)
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
     loader = data.DataLoader(X, y, batch_size=config.batch_size)
     result = TrainResult(model, optimizer)
-    settings = _settings(config, lr)
+    settings = _settings(config, lr, test_fraction)
     first_epoch, seconds_before = 1, 0.0
     if config.resume:
         first_epoch, seconds_before = _resume(config, settings, result) + 1, result.final["seconds"]
@@ -172,8 +184,11 @@ def train(config: TrainConfig) -> TrainResult:
             loss_sum += loss.item() * len(xb)  # .item(), never the tensor: keeping it would keep its graph
             examples += len(xb)
         _, accuracy = evaluate(model, X, y, regression)
-        result.history.append({"epoch": epoch, "loss": loss_sum / examples, "accuracy": accuracy,
-                               "seconds": seconds_before + time.perf_counter() - start})
+        metrics = {"epoch": epoch, "loss": loss_sum / examples, "accuracy": accuracy}
+        if len(X_test):
+            metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, X_test, y_test, regression)
+        metrics["seconds"] = seconds_before + time.perf_counter() - start
+        result.history.append(metrics)
         if bar is not None:
             bar.set_postfix(loss=f"{loss_sum / examples:.4f}", refresh=False)
         if config.out and config.save_every and epoch % config.save_every == 0 and epoch < config.epochs:
@@ -185,9 +200,33 @@ def train(config: TrainConfig) -> TrainResult:
     return result
 
 
-def _settings(config: TrainConfig, lr: float) -> dict:
+def test_fraction_of(config: TrainConfig) -> float:
+    """The share of the dataset held out: `config.test_fraction`, else 0.2 for real datasets and 0 for toy ones."""
+    if config.test_fraction is not None:
+        return config.test_fraction
+    return REAL_TEST_FRACTION if config.dataset in REAL_DATASETS else 0.0
+
+
+def load_split(dataset: str, samples: int, test_fraction: float,
+               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, X_test, y_test): the dataset split with `seed`; a real one standardised with the training split's
+    statistics alone, so nothing of the test split leaks into training. `samples` sizes toy datasets only."""
+    if dataset in REAL_DATASETS:
+        X, y = REAL_DATASETS[dataset]()
+    else:
+        X, y = DATASETS[dataset](samples, seed=seed)
+    if not test_fraction:
+        return X, y, X[:0], y[:0]
+    X, X_test, y, y_test = data.train_test_split(X, y, test_fraction, seed=seed)
+    if dataset in REAL_DATASETS:
+        X, X_test = data.standardize(X, X_test)
+    return X, y, X_test, y_test
+
+
+def _settings(config: TrainConfig, lr: float, test_fraction: float) -> dict:
     return {"dataset": config.dataset, "samples": config.samples, "hidden": list(config.hidden),
-            "optimizer": config.optimizer, "lr": lr, "batch_size": config.batch_size, "seed": config.seed}
+            "optimizer": config.optimizer, "lr": lr, "batch_size": config.batch_size, "seed": config.seed,
+            "test_fraction": test_fraction}
 
 
 def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
@@ -197,6 +236,7 @@ def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
     saved = metadata.get("settings")
     if not isinstance(saved, dict) or "epoch" not in metadata or not metadata.get("history"):
         raise ResumeError(f"resume: {config.resume!r} is a checkpoint but not one written by `tinygrad-lite train`")
+    saved = {"test_fraction": 0.0, **saved}  # written before test splits existed
     differ = [f"{key} {saved.get(key)!r} there, {settings[key]!r} here" for key in _RESUME_KEYS
               if saved.get(key) != settings[key]]
     if differ:
@@ -226,7 +266,7 @@ def save_run(result: TrainResult, out: str, settings: dict | None = None) -> Non
     """Write metrics.csv and checkpoint.safetensors (model, optimizer, generator, history) into `out`."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "metrics.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["epoch", "loss", "accuracy", "seconds"])
+        writer = csv.DictWriter(f, fieldnames=list(result.history[0]))
         writer.writeheader()
         writer.writerows(result.history)
     checkpoint.save(os.path.join(out, CHECKPOINT), result.model, result.optimizer, epoch=result.final["epoch"],

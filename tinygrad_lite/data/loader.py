@@ -1,4 +1,4 @@
-"""`DataLoader`: mini-batches over in-memory arrays, memory maps, or `.npy` files streamed from disk."""
+"""`DataLoader`: mini-batches over in-memory arrays, memory maps, `.npy` files streamed from disk, or a Dataset."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_lite.data.dataset import Dataset, TensorDataset, default_collate
 from tinygrad_lite.rng import generator
 
 
@@ -29,6 +30,9 @@ def _open(array: Any, name: str) -> np.ndarray:
 class DataLoader:
     """Yields `(xb, yb)` numpy batches of `batch_size` rows, one pass per epoch (`yb` is None without y).
 
+    `DataLoader(dataset)` takes a `Dataset` instead of arrays and yields its examples stacked into numpy
+    arrays (`default_collate`): a `TensorDataset(X, y)` gives `(xb, yb)`, read a batch of rows at a time.
+
     `batch_size=None` gives one batch of everything (batch gradient descent) and `batch_size=1`
     one example at a time (SGD). `X` may be an `np.memmap` or a path to a `.npy` file, which is then
     opened with `mmap_mode="r"`, so data larger than memory is read one batch at a time.
@@ -39,17 +43,24 @@ class DataLoader:
 
     def __init__(self, X: Any, y: Any = None, batch_size: int | None = 64, shuffle: bool = True,
                  drop_last: bool = False, seed: int | None = None) -> None:
-        X = _open(X, "X")
-        y = None if y is None else _open(y, "y")
-        if X.ndim == 0:
-            raise ValueError("DataLoader: X must have at least one dimension (rows are examples), got a scalar")
-        if y is not None and len(y) != len(X):
-            raise ValueError(f"DataLoader: X has {len(X)} rows but y has {len(y)}; expected one label per example")
+        self.dataset = X if isinstance(X, Dataset) else None
+        if self.dataset is not None:
+            if y is not None:
+                raise ValueError("DataLoader: y must be None when the first argument is a Dataset "
+                                 "(its examples carry their labels)")
+        else:
+            X = _open(X, "X")
+            y = None if y is None else _open(y, "y")
+            if X.ndim == 0:
+                raise ValueError("DataLoader: X must have at least one dimension (rows are examples), got a scalar")
+            if y is not None and len(y) != len(X):
+                raise ValueError(f"DataLoader: X has {len(X)} rows but y has {len(y)}; "
+                                 "expected one label per example")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                        or batch_size <= 0):
             raise ValueError(f"DataLoader: batch_size must be a positive integer or None (full batch), "
                              f"got {batch_size!r}")
-        self.X, self.y = X, y
+        self.X, self.y = (None, None) if self.dataset is not None else (X, y)
         self.batch_size = len(X) if batch_size is None else int(batch_size)
         self.shuffle, self.drop_last = shuffle, drop_last
         self._rng = None if seed is None else np.random.default_rng(seed)
@@ -88,19 +99,28 @@ class DataLoader:
             raise ValueError(f"DataLoader.load_state_dict: invalid {kind.__name__} state: {error!r}") from None
         self._rng.bit_generator.state = state
 
+    def _examples(self) -> int:
+        return len(self.dataset) if self.dataset is not None else len(self.X)
+
     def __len__(self) -> int:
         """Batches per epoch."""
-        n, size = len(self.X), max(self.batch_size, 1)
+        n, size = self._examples(), max(self.batch_size, 1)
         return n // size if self.drop_last else math.ceil(n / size)
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        n = len(self.X)
+    def __iter__(self) -> Iterator[Any]:
+        n = self._examples()
         if self.shuffle:
             order = (self._rng or generator()).permutation(n)
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
             rows = order[lo:hi] if self.shuffle else slice(lo, hi)
-            yield _batch(self.X, rows), (None if self.y is None else _batch(self.y, rows))
+            if isinstance(self.dataset, TensorDataset):
+                yield tuple(_batch(array, rows) for array in self.dataset.arrays)
+            elif self.dataset is not None:
+                indices = range(lo, hi) if isinstance(rows, slice) else rows.tolist()
+                yield default_collate([self.dataset[i] for i in indices])
+            else:
+                yield _batch(self.X, rows), (None if self.y is None else _batch(self.y, rows))
 
 
 def _batch(array: np.ndarray, rows: Any) -> np.ndarray:

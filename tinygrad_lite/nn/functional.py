@@ -1,8 +1,9 @@
-"""Activations and losses as functions of tensors, as in `torch.nn.functional`."""
+"""Activations, normalisation, embedding and losses as functions of tensors, as in `torch.nn.functional`."""
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -69,9 +70,87 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     return x * np.where(draws >= p, dtype(scale), dtype(0))
 
 
+# ---- normalisation and embedding ---------------------------------------------------------------
+
+
+def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias, over the last len(normalized_shape) dims (biased var)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if not shape or x.shape[x.ndim - len(shape):] != shape or x.ndim < len(shape):
+        raise ValueError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    out = centred / ((centred * centred).mean(axis=axes, keepdims=True) + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
+
+
+def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dim 1) of (N, C) or (N, C, L) input: (x - mean) / sqrt(var + eps) * weight + bias.
+
+    Training uses the batch's mean and biased variance, and, when the running tensors are given, updates them in
+    place: running = (1 - momentum) * running + momentum * batch, with the unbiased variance n/(n-1) var.
+    Otherwise the running statistics normalise, as in eval mode.
+    """
+    if x.ndim not in (2, 3):
+        raise ValueError(f"batch_norm: expected (N, C) or (N, C, L) input, got shape {x.shape}")
+    channels = x.shape[1]
+    axes = (0,) if x.ndim == 2 else (0, 2)
+    shape = (1, channels) if x.ndim == 2 else (1, channels, 1)
+    if training or running_mean is None or running_var is None:
+        count = x.data.size // max(channels, 1)
+        if training and count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of "
+                             f"shape {x.shape}")
+        mean = x.mean(axis=axes, keepdims=True)
+        centred = x - mean
+        var = (centred * centred).mean(axis=axes, keepdims=True)
+        if training and running_mean is not None and running_var is not None:
+            unbiased = var.data.reshape(channels) * (count / (count - 1))
+            running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * mean.data.reshape(channels)
+            running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+    else:
+        centred = x - running_mean.data.reshape(shape)
+        var = Tensor._make(running_var.data.reshape(shape))
+    out = centred / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    return out if bias is None else out + bias.reshape(shape)
+
+
+def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """The rows of `weight` (num_embeddings, embedding_dim) at integer indices `input`: shape input.shape + (dim,).
+
+    The row `padding_idx` gets no gradient, so it keeps its value (zeros from `nn.Embedding`) while training.
+    """
+    indices = np.asarray(input.data if isinstance(input, Tensor) else input)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype}")
+    rows = weight.shape[0]
+    if indices.size and (indices.min() < 0 or indices.max() >= rows):
+        bad = indices[(indices < 0) | (indices >= rows)].flat[0]
+        raise IndexError(f"embedding: index {bad} is out of range for {rows} embeddings (0..{rows - 1})")
+    out = weight[indices]
+    if padding_idx is not None:
+        padding = (indices == (padding_idx % rows))[..., None]
+        if padding.any():  # padding positions read the same values, but from outside the graph
+            out = Tensor.where(padding, weight.detach()[indices], out)
+    return out
+
+
 # ---- losses ------------------------------------------------------------------------------------
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(name: str, reduction: Any) -> None:
+    """Raise ValueError unless reduction is 'mean', 'sum' or 'none'."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -83,8 +162,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(name, reduction)
     if input.shape != target.shape:
         raise ValueError(
             f"{name}: input has shape {input.shape} but target has shape {target.shape}; "
@@ -100,47 +178,178 @@ def _float_target(target: Any, input: Tensor) -> Tensor:
     return target
 
 
+def _weighted(loss: Tensor, weight: Any) -> Tensor:
+    return loss if weight is None else loss * as_tensor(weight, loss)
+
+
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """J = mean((input - target)^2)."""
+    """L = (input - target)^2; J = mean(L)."""
     target = as_tensor(target, input)
     _check("mse_loss", input, target, reduction)
     diff = input - target
     return _reduce(diff * diff, reduction)
 
 
-def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Mean of -(y log p + (1-y) log(1-p)) over probabilities p in [0, 1]."""
+def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """L = |input - target|; J = mean(L)."""
+    target = as_tensor(target, input)
+    _check("l1_loss", input, target, reduction)
+    return _reduce((input - target).abs(), reduction)
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """L = 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target."""
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    target = as_tensor(target, input)
+    _check("huber_loss", input, target, reduction)
+    diff = input - target
+    size = diff.abs()
+    return _reduce(Tensor.where(size.data < delta, 0.5 * diff * diff, delta * (size - 0.5 * delta)), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """L = 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (huber_loss / beta; plain L1 for beta = 0)."""
+    if not beta >= 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+    target = as_tensor(target, input)
+    _check("smooth_l1_loss", input, target, reduction)
+    diff = input - target
+    size = diff.abs()
+    if beta == 0:
+        return _reduce(size, reduction)
+    return _reduce(Tensor.where(size.data < beta, (0.5 / beta) * diff * diff, size - 0.5 * beta), reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reduction: str = "mean") -> Tensor:
+    """L = -weight (y log p + (1-y) log(1-p)) over probabilities p in [0, 1] (each log clamped at -100)."""
+    if isinstance(weight, str):
+        raise TypeError(f"binary_cross_entropy: weight must be a tensor or None, got {weight!r}; "
+                        "pass the reduction as reduction=...")
     target = _float_target(target, input)
     _check("binary_cross_entropy", input, target, reduction)
-    return _reduce(ops.BinaryCrossEntropy.apply(input, target), reduction)
+    return _reduce(_weighted(ops.BinaryCrossEntropy.apply(input, target), weight), reduction)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """BCE of sigmoid(x), written as max(x, 0) - x*y + log(1 + exp(-|x|)) so large |x| cannot overflow."""
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None, reduction: str = "mean",
+                                     pos_weight: Any = None) -> Tensor:
+    """BCE of sigmoid(x), stable for any |x|; `pos_weight` (per class, the last dim) scales the positive term.
+
+    L = -weight (pos_weight y log sigmoid(x) + (1-y) log(1 - sigmoid(x)))
+      = weight ((1-y) x + (1 + (pos_weight-1) y) softplus(-x)).
+    """
+    if isinstance(weight, str):
+        raise TypeError(f"binary_cross_entropy_with_logits: weight must be a tensor or None, got {weight!r}; "
+                        "pass the reduction as reduction=...")
     target = _float_target(target, input)
     _check("binary_cross_entropy_with_logits", input, target, reduction)
-    return _reduce(ops.BinaryCrossEntropyWithLogits.apply(input, target), reduction)
+    if pos_weight is None:
+        loss = ops.BinaryCrossEntropyWithLogits.apply(input, target)
+    else:
+        # The BCE of logits x against target 1 is -log sigmoid(x) = softplus(-x), computed stably.
+        softplus_neg = ops.BinaryCrossEntropyWithLogits.apply(input, Tensor._make(np.ones_like(input.data)))
+        loss = (1 - target) * input + ((as_tensor(pos_weight, input) - 1) * target + 1) * softplus_neg
+    return _reduce(_weighted(loss, weight), reduction)
 
 
-def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Mean over examples of -log softmax(logits)[true class]; targets are integer class indices."""
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+def _class_labels(name: str, input: Tensor, target: Any, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels with ignored ones set to 0, mask of the kept ones), checked against input (C,), (N, C), (N, C, d...)."""
+    if input.ndim < 1:
+        raise ValueError(f"{name}: input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-d tensor")
     labels = np.asarray(target.data if isinstance(target, Tensor) else target)
-    if input.ndim != 2:
-        raise ValueError(f"cross_entropy: input must be logits of shape (N, C), got shape {input.shape}")
-    n, classes = input.shape
-    if labels.shape != (n,):
+    expected = () if input.ndim == 1 else (input.shape[0], *input.shape[2:])
+    if labels.shape != expected:
         raise ValueError(
-            f"cross_entropy: target has shape {labels.shape}, expected ({n},) class indices for "
-            f"input of shape {input.shape}"
+            f"{name}: target has shape {labels.shape}, expected {expected} class indices for input of shape "
+            f"{input.shape} (input (C,), (N, C) or (N, C, d1, ...) takes target (), (N,) or (N, d1, ...))"
         )
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(labels == np.round(labels)):
-            raise ValueError(f"cross_entropy: target must hold integer class indices, got dtype {labels.dtype}")
-        labels = labels.astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        bad = labels[(labels < 0) | (labels >= classes)][0]
-        raise ValueError(f"cross_entropy: target class {bad} is out of range for {classes} classes (0..{classes - 1})")
-    picked = input.log_softmax(axis=1)[np.arange(n), labels.astype(np.intp)]
-    return _reduce(-picked, reduction)
+        if labels.dtype.kind not in "fb" or not np.all(labels == np.round(labels)):
+            raise ValueError(f"{name}: target must hold integer class indices, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    keep = labels != ignore_index
+    classes = input.shape[0 if input.ndim == 1 else 1]
+    out_of_range = keep & ((labels < 0) | (labels >= classes))
+    if out_of_range.any():
+        bad = labels[out_of_range].flat[0]
+        raise ValueError(f"{name}: target class {bad} is out of range for {classes} classes (0..{classes - 1})")
+    return np.where(keep, labels, 0), keep
+
+
+def _class_weight(name: str, weight: Any, input: Tensor) -> np.ndarray | None:
+    if weight is None:
+        return None
+    array = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+    classes = input.shape[0 if input.ndim == 1 else 1]
+    if array.shape != (classes,):
+        raise ValueError(f"{name}: weight has shape {array.shape}, expected ({classes},), one per class")
+    return array.astype(input.dtype)
+
+
+def _pick(input: Tensor, labels: np.ndarray) -> Tensor:
+    """input[n, labels[n, ...], ...]: each position's entry of its target class (dim 1, or dim 0 for 1-D input)."""
+    if input.ndim == 1:
+        return input[labels]
+    grids = np.indices(labels.shape, sparse=True)
+    return input[(grids[0], labels, *grids[1:])]
+
+
+def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """L = -weight[y] input[y] for log-probabilities input (N, C) and class indices y; targets equal to
+    ignore_index add nothing. 'mean' divides by the sum of the kept targets' weights, as PyTorch does."""
+    check_reduction("nll_loss", reduction)
+    labels, keep = _class_labels("nll_loss", input, target, ignore_index)
+    return _nll(input, labels, keep, _class_weight("nll_loss", weight, input), reduction)
+
+
+def _nll(log_probs: Tensor, labels: np.ndarray, keep: np.ndarray, weight: np.ndarray | None,
+         reduction: str) -> Tensor:
+    picked = _pick(log_probs, labels)
+    if weight is None and keep.all():
+        return _reduce(-picked, reduction)
+    scale = keep.astype(log_probs.dtype) if weight is None else weight[labels] * keep
+    loss = -picked * scale
+    if reduction == "mean":
+        return loss.sum() / scale.sum()  # nan when every target is ignored, as PyTorch
+    return _reduce(loss, reduction)
+
+
+def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """nll_loss(log_softmax(input, dim=1), target) for class indices, or -sum(target * log_softmax) for
+    probability targets of input's shape.
+
+    label_smoothing e mixes the target with the uniform distribution: (1-e) onehot(y) + e/C. With class
+    indices, 'mean' divides by the summed weight of the kept targets; with probabilities, by N.
+    """
+    check_reduction("cross_entropy", reduction)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
+            or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    if input.ndim < 1:
+        raise ValueError("cross_entropy: input must be logits of shape (C,), (N, C) or (N, C, d1, ...), "
+                         "got a 0-d tensor")
+    class_dim = 0 if input.ndim == 1 else 1
+    classes = input.shape[class_dim]
+    class_weight = _class_weight("cross_entropy", weight, input)
+    per_class = None if class_weight is None else class_weight.reshape((classes,) + (1,) * (input.ndim - 1 - class_dim))
+    log_probs = input.log_softmax(axis=class_dim)
+    target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if target_data.shape == input.shape and target_data.dtype.kind == "f":
+        probs = as_tensor(target, input)
+        if label_smoothing > 0:
+            probs = probs * (1 - label_smoothing) + label_smoothing / classes
+        products = log_probs * probs if per_class is None else log_probs * probs * per_class
+        return _reduce(-products.sum(axis=class_dim), reduction)
+    labels, keep = _class_labels("cross_entropy", input, target, ignore_index)
+    nll = _nll(log_probs, labels, keep, class_weight, reduction)
+    if label_smoothing == 0:
+        return nll
+    smooth = -(log_probs if per_class is None else log_probs * per_class).sum(axis=class_dim) * keep
+    if reduction == "mean":
+        kept = keep.sum() if class_weight is None else (class_weight[labels] * keep).sum()
+        smooth = smooth.sum() / kept
+    else:
+        smooth = _reduce(smooth, reduction)
+    return (1 - label_smoothing) * nll + smooth * (label_smoothing / classes)

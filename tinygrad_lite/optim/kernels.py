@@ -56,12 +56,32 @@ same result. The kernel rules:
   bench/train_step.py measures all of this in the default environment and with a core kept busy.
 - Compilation is lazy (first use, per dtype) and cached on disk (`cache=True`). If the cache
   cannot be used (unwritable directory, corrupt files) the kernels compile in memory instead.
+
+The low-bit kernels (the last section; codecs and references in `lowbit.py`) keep the state as
+bfloat16 words or block-wise int8 codes, and add these rules, from what `inspect_asm` showed on
+this machine (AMD znver4, AVX-512):
+- No fast-math: the stored state must equal the numpy reference's bit for bit, and FMA contraction
+  would round m = beta*m + (1-beta)*g differently from numpy's multiply-then-add.
+- Bit manipulation (bfloat16 rounding, the encoder's bucket, the code) lives in small intrinsics on
+  32-bit integers. In Python, Numba widens uint32 arithmetic to 64 bits and small ints to int64,
+  and the loops with it did not vectorise.
+- Loops count from 0 over per-block slices, so no index can be negative and Numba's wraparound
+  check disappears; a table index is unsigned for the same reason.
+- LLVM emits no gather instruction for this CPU (its cost model rates znver4's gathers as slow), so
+  a loop holding a table lookup stays scalar, whatever else it does. Each lookup therefore has a
+  loop of its own (`_decode`, `_lookup`): the int8 update loop, the absmax (vpmaxud on the float
+  bits) and the code computation around them are packed; only the two lookups per moment are not.
+  The bfloat16 loops have no lookup and are packed throughout (vpmovzxwd/vpslld to widen,
+  vpaddd/vpsrld/vpmovdw to round).
+- They always use the reciprocal estimate when eps allows it: decoding and encoding make them
+  compute-bound at every size, so the memory-bound exception of `_estimate` does not apply.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -82,16 +102,17 @@ _OPTIONS = dict(fastmath=_FASTMATH, error_model="numpy", nogil=True, boundscheck
 _dispatchers: list = []  # every kernel, so a broken cache can be switched off for all of them
 
 
-def _kernel(parallel: bool = False) -> Callable:
+def _kernel(parallel: bool = False, options: dict | None = None) -> Callable:
     """`numba.njit` with the kernel options, cached on disk when the cache directory is usable."""
+    options = _OPTIONS if options is None else options
 
     def wrap(fn: Callable) -> Callable:
         try:
-            dispatcher = numba.njit(cache=True, parallel=parallel, **_OPTIONS)(fn)
+            dispatcher = numba.njit(cache=True, parallel=parallel, **options)(fn)
         except Exception as error:  # e.g. NUMBA_CACHE_DIR is not a writable directory
             warnings.warn(f"tinygrad_lite kernels: numba cache unusable ({error}); compiling in memory",
                           RuntimeWarning, stacklevel=2)
-            dispatcher = numba.njit(cache=False, parallel=parallel, **_OPTIONS)(fn)
+            dispatcher = numba.njit(cache=False, parallel=parallel, **options)(fn)
         _dispatchers.append(dispatcher)
         return dispatcher
 
@@ -527,3 +548,597 @@ def adamw(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: 
     _launch("adamw", (param, grad, exp_avg, exp_avg_sq),
             dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                  bias_correction1=bias_correction1, bias_correction2=bias_correction2))
+
+
+# =================================================================================================
+# ---- low-bit state: bfloat16 words and block-wise int8 codes (issue 15; references in lowbit.py) ----
+# =================================================================================================
+#
+# The same loops with the state decoded on read and encoded on write (see lowbit.py for the codecs).
+# Rules beyond the float32 kernels':
+# - The stored state must equal lowbit.py's bit for bit, so these kernels use no fast-math at all:
+#   contraction to FMA or reassociation would round the moments differently from numpy's separate
+#   multiply and add. They compute the moments in the order of functional.py (e.g. (1-beta) * (g*g)).
+# - Bit manipulation happens in small intrinsics on 32-bit integers. Written in Python, Numba widens
+#   uint32 arithmetic to 64 bits (and uint16 to int64), which stopped the loops from vectorising.
+# - Loop indices are `range` counters from 0 over per-block slices, so Numba's wraparound check for
+#   negative indices is provably dead and removed; an index computed as lo + i kept it alive.
+
+from tinygrad_lite.optim import lowbit  # noqa: E402  (this section's codecs; the float32 kernels need none)
+
+
+def _i32(value: int) -> ir.Constant:
+    return ir.Constant(ir.IntType(32), value)
+
+
+@intrinsic
+def _bfloat16_round(typingctx, x):
+    """float32 -> bfloat16 word (uint16), round to nearest even, NaN kept NaN (lowbit.bfloat16_encode)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        (value,) = args
+        bits = builder.bitcast(value, ir.IntType(32))
+        odd = builder.and_(builder.lshr(bits, _i32(16)), _i32(1))
+        rounded = builder.add(bits, builder.add(_i32(0x7FFF), odd))
+        quiet = builder.or_(bits, _i32(0x00400000))
+        chosen = builder.select(builder.fcmp_unordered("uno", value, value), quiet, rounded)
+        return builder.trunc(builder.lshr(chosen, _i32(16)), ir.IntType(16))
+
+    return types.uint16(types.float32), codegen
+
+
+@intrinsic
+def _bfloat16_widen(typingctx, word):
+    """bfloat16 word (uint16) -> float32, exactly (lowbit.bfloat16_decode)."""
+    if word != types.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        wide = builder.shl(builder.zext(args[0], ir.IntType(32)), _i32(16))
+        return builder.bitcast(wide, ir.FloatType())
+
+    return types.float32(types.uint16), codegen
+
+
+@intrinsic
+def _magnitude_bits(typingctx, x):
+    """The bits of |x| as int32: for non-negative floats, integer order is float order, NaN above inf."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.and_(builder.bitcast(args[0], ir.IntType(32)), _i32(0x7FFFFFFF))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    if bits != types.int32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _bucket(typingctx, y):
+    """lowbit's encoder bucket of |y|: its top 16 bits, less BUCKET_FIRST, clamped to the table (unsigned index)."""
+    if y != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        bits = builder.and_(builder.bitcast(args[0], ir.IntType(32)), _i32(0x7FFFFFFF))
+        index = builder.sub(builder.lshr(bits, _i32(16)), _i32(lowbit.BUCKET_FIRST))
+        index = builder.select(builder.icmp_signed("<", index, _i32(0)), _i32(0), index)
+        last = _i32(lowbit.N_BUCKETS - 1)
+        index = builder.select(builder.icmp_signed(">", index, last), last, index)
+        return index
+
+    return types.uint32(types.float32), codegen
+
+
+def _nearest(builder, y, entry):
+    """k of lowbit.encoding_table: the entry's count, plus 1 when |y|'s low 16 bits pass its threshold."""
+    bits = builder.bitcast(y, ir.IntType(32))
+    above = builder.icmp_unsigned(">", builder.and_(bits, _i32(0xFFFF)), builder.and_(entry, _i32(0xFFFF)))
+    return builder.add(builder.lshr(entry, _i32(16)), builder.zext(above, ir.IntType(32)))
+
+
+@intrinsic
+def _signed_code(typingctx, y, entry):
+    """The signed map's code of y = x / absmax, given its bucket's table entry (lowbit.quantize_blockwise)."""
+    if y != types.float32 or entry != types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        y, entry = args
+        k = _nearest(builder, y, entry)
+        zero = _i32(lowbit.SIGNED_ZERO)
+        negative = builder.icmp_signed("<", builder.bitcast(y, ir.IntType(32)), _i32(0))
+        clamped = builder.select(builder.icmp_unsigned(">", k, zero), zero, k)  # the map has no -1
+        code = builder.select(negative, builder.sub(zero, clamped), builder.add(zero, k))
+        return builder.trunc(code, ir.IntType(8))
+
+    return types.uint8(types.float32, types.uint32), codegen
+
+
+@intrinsic
+def _unsigned_code(typingctx, y, entry):
+    """The unsigned map's code of y >= 0; a positive y never gets code 0 (lowbit's second-moment trap)."""
+    if y != types.float32 or entry != types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        y, entry = args
+        k = _nearest(builder, y, entry)
+        positive = builder.fcmp_ordered(">", y, ir.Constant(ir.FloatType(), 0.0))
+        k = builder.select(builder.and_(positive, builder.icmp_unsigned("==", k, _i32(0))), _i32(1), k)
+        return builder.trunc(k, ir.IntType(8))
+
+    return types.uint8(types.float32, types.uint32), codegen
+
+
+_LOWBIT_OPTIONS = dict(error_model="numpy", nogil=True, boundscheck=False)  # no fast-math: see above
+
+
+def _lowbit_kernel(parallel: bool = False) -> Callable:
+    return _kernel(parallel, _LOWBIT_OPTIONS)
+
+
+# ---- int8 blocks: absmax, encode, decode --------------------------------------------------------
+
+
+@_lowbit_kernel()
+def _absmax(values):
+    top = _magnitude_bits(values[0])
+    for i in range(values.size):
+        bits = _magnitude_bits(values[i])
+        top = bits if bits > top else top
+    return _float_from_bits(top)
+
+
+@_lowbit_kernel()
+def _inverse(absmax):
+    return np.float32(0) if absmax == 0 else np.float32(1) / absmax
+
+
+@_lowbit_kernel()
+def _lookup(table, indices):
+    # Alone in its loop: LLVM emits no gathers for this CPU (znver4), so a table lookup keeps any loop
+    # holding it scalar; the loops around it stay packed.
+    for i in range(indices.size):
+        indices[i] = table[indices[i]]
+
+
+@_lowbit_kernel()
+def _encode_signed(values, codes, entries, work):
+    absmax = _absmax(values)
+    inverse = _inverse(absmax)
+    for i in range(values.size):
+        work[i] = _bucket(values[i] * inverse)
+    _lookup(entries, work)
+    for i in range(values.size):
+        codes[i] = _signed_code(values[i] * inverse, work[i])
+    return absmax
+
+
+@_lowbit_kernel()
+def _encode_unsigned(values, codes, entries, work):
+    absmax = _absmax(values)
+    inverse = _inverse(absmax)
+    for i in range(values.size):
+        work[i] = _bucket(values[i] * inverse)
+    _lookup(entries, work)
+    for i in range(values.size):
+        codes[i] = _unsigned_code(values[i] * inverse, work[i])
+    return absmax
+
+
+@_lowbit_kernel()
+def _decode(table, codes, out):
+    for i in range(codes.size):
+        out[i] = table[codes[i]]
+
+
+@_lowbit_kernel()
+def _quantize_serial(x, codes, absmax, block_size, signed, entries):
+    work = np.empty(block_size, np.uint32)
+    for b in range(absmax.size):
+        lo, hi = b * block_size, min(x.size, (b + 1) * block_size)
+        if signed:
+            absmax[b] = _encode_signed(x[lo:hi], codes[lo:hi], entries, work[:hi - lo])
+        else:
+            absmax[b] = _encode_unsigned(x[lo:hi], codes[lo:hi], entries, work[:hi - lo])
+
+
+@_lowbit_kernel()
+def _dequantize_serial(codes, absmax, out, block_size, table):
+    for b in range(absmax.size):
+        lo, hi = b * block_size, min(codes.size, (b + 1) * block_size)
+        block, scale, values = codes[lo:hi], absmax[b], out[lo:hi]
+        for i in range(block.size):
+            values[i] = table[block[i]] * scale
+
+
+# ---- bfloat16 state: the float32 loops with _bfloat16_widen on read and _bfloat16_round on write ----
+
+
+@_lowbit_kernel()
+def _sgd_bfloat16_serial(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay, nesterov,
+                         first_step):
+    for i in range(param.size):
+        g = grad[i]
+        if weight_decay != 0:
+            g = g + weight_decay * param[i]
+        if first_step:
+            buf = g
+        else:
+            buf = momentum * _bfloat16_widen(momentum_buffer[i]) + one_minus_dampening * g
+        momentum_buffer[i] = _bfloat16_round(buf)
+        g = g + momentum * buf if nesterov else buf
+        param[i] -= lr * g
+
+
+@_lowbit_kernel()
+def _momentum_bfloat16_serial(param, grad, velocity, lr, beta, one_minus_beta):
+    for i in range(param.size):
+        v = _bfloat16_widen(velocity[i]) * beta + one_minus_beta * grad[i]
+        velocity[i] = _bfloat16_round(v)
+        param[i] -= lr * v
+
+
+@_lowbit_kernel()
+def _rmsprop_bfloat16_serial(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay, estimate):
+    for i in range(param.size):
+        g = grad[i]
+        if weight_decay != 0:
+            g = g + weight_decay * param[i]
+        s = _bfloat16_widen(square_avg[i]) * beta + one_minus_beta * (g * g)
+        square_avg[i] = _bfloat16_round(s)
+        if estimate:
+            param[i] -= lr * g * _reciprocal(math.sqrt(s) + eps)
+        else:
+            param[i] -= lr * g / (math.sqrt(s) + eps)
+
+
+@_lowbit_kernel()
+def _adam_bfloat16_serial(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
+                          weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
+    for i in range(param.size):
+        p = param[i] * decay
+        g = grad[i]
+        if weight_decay != 0:
+            g = g + weight_decay * p
+        m = _bfloat16_widen(exp_avg[i]) * beta1 + one_minus_beta1 * g
+        v = _bfloat16_widen(exp_avg_sq[i]) * beta2 + one_minus_beta2 * (g * g)
+        exp_avg[i] = _bfloat16_round(m)
+        exp_avg_sq[i] = _bfloat16_round(v)
+        if estimate:
+            param[i] = p - step_size * m * _reciprocal(math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+        else:
+            param[i] = p - step_size * m / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+
+
+@_lowbit_kernel(parallel=True)
+def _sgd_bfloat16_parallel(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay, nesterov,
+                           first_step):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _sgd_bfloat16_serial(param[lo:hi], grad[lo:hi], momentum_buffer[lo:hi], lr, momentum, one_minus_dampening,
+                             weight_decay, nesterov, first_step)
+
+
+@_lowbit_kernel(parallel=True)
+def _momentum_bfloat16_parallel(param, grad, velocity, lr, beta, one_minus_beta):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _momentum_bfloat16_serial(param[lo:hi], grad[lo:hi], velocity[lo:hi], lr, beta, one_minus_beta)
+
+
+@_lowbit_kernel(parallel=True)
+def _rmsprop_bfloat16_parallel(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay, estimate):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _rmsprop_bfloat16_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], lr, beta, one_minus_beta, eps,
+                                 weight_decay, estimate)
+
+
+@_lowbit_kernel(parallel=True)
+def _adam_bfloat16_parallel(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
+                            weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
+    n = param.size
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _adam_bfloat16_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], beta1, one_minus_beta1,
+                              beta2, one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2,
+                              estimate)
+
+
+# ---- int8 state: per block, decode and update into a float32 scratch block, then encode it -------
+# Each serial kernel owns its scratch (one allocation per call: per 4096 elements when parallel).
+
+
+@_lowbit_kernel()
+def _sgd_int8_serial(param, grad, momentum_buffer, momentum_buffer_absmax, lr, momentum, one_minus_dampening,
+                     weight_decay, nesterov, first_step, block_size, signed_map, signed_entries):
+    scratch, work = np.empty(block_size, np.float32), np.empty(block_size, np.uint32)
+    for b in range(momentum_buffer_absmax.size):
+        lo, hi = b * block_size, min(param.size, (b + 1) * block_size)
+        w, dw, codes, buf = param[lo:hi], grad[lo:hi], momentum_buffer[lo:hi], scratch[:hi - lo]
+        scale = momentum_buffer_absmax[b]
+        _decode(signed_map, codes, buf)
+        for i in range(w.size):
+            g = dw[i]
+            if weight_decay != 0:
+                g = g + weight_decay * w[i]
+            if first_step:
+                new = g
+            else:
+                new = momentum * (buf[i] * scale) + one_minus_dampening * g
+            buf[i] = new
+            g = g + momentum * new if nesterov else new
+            w[i] -= lr * g
+        momentum_buffer_absmax[b] = _encode_signed(buf, codes, signed_entries, work[:hi - lo])
+
+
+@_lowbit_kernel()
+def _momentum_int8_serial(param, grad, velocity, velocity_absmax, lr, beta, one_minus_beta, block_size, signed_map,
+                          signed_entries):
+    scratch, work = np.empty(block_size, np.float32), np.empty(block_size, np.uint32)
+    for b in range(velocity_absmax.size):
+        lo, hi = b * block_size, min(param.size, (b + 1) * block_size)
+        w, dw, codes, vel = param[lo:hi], grad[lo:hi], velocity[lo:hi], scratch[:hi - lo]
+        scale = velocity_absmax[b]
+        _decode(signed_map, codes, vel)
+        for i in range(w.size):
+            v = (vel[i] * scale) * beta + one_minus_beta * dw[i]
+            vel[i] = v
+            w[i] -= lr * v
+        velocity_absmax[b] = _encode_signed(vel, codes, signed_entries, work[:hi - lo])
+
+
+@_lowbit_kernel()
+def _rmsprop_int8_serial(param, grad, square_avg, square_avg_absmax, lr, beta, one_minus_beta, eps, weight_decay,
+                         estimate, block_size, unsigned_map, unsigned_entries):
+    scratch, work = np.empty(block_size, np.float32), np.empty(block_size, np.uint32)
+    for b in range(square_avg_absmax.size):
+        lo, hi = b * block_size, min(param.size, (b + 1) * block_size)
+        w, dw, codes, sq = param[lo:hi], grad[lo:hi], square_avg[lo:hi], scratch[:hi - lo]
+        scale = square_avg_absmax[b]
+        _decode(unsigned_map, codes, sq)
+        for i in range(w.size):
+            g = dw[i]
+            if weight_decay != 0:
+                g = g + weight_decay * w[i]
+            s = (sq[i] * scale) * beta + one_minus_beta * (g * g)
+            sq[i] = s
+            if estimate:
+                w[i] -= lr * g * _reciprocal(math.sqrt(s) + eps)
+            else:
+                w[i] -= lr * g / (math.sqrt(s) + eps)
+        square_avg_absmax[b] = _encode_unsigned(sq, codes, unsigned_entries, work[:hi - lo])
+
+
+@_lowbit_kernel()
+def _adam_int8_serial(param, grad, exp_avg, exp_avg_absmax, exp_avg_sq, exp_avg_sq_absmax, beta1, one_minus_beta1,
+                      beta2, one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate,
+                      block_size, signed_map, signed_entries, unsigned_map, unsigned_entries):
+    first, second = np.empty(block_size, np.float32), np.empty(block_size, np.float32)
+    work = np.empty(block_size, np.uint32)
+    for b in range(exp_avg_absmax.size):
+        lo, hi = b * block_size, min(param.size, (b + 1) * block_size)
+        w, dw, m_codes, v_codes = param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi]
+        m_block, v_block = first[:hi - lo], second[:hi - lo]
+        m_scale, v_scale = exp_avg_absmax[b], exp_avg_sq_absmax[b]
+        _decode(signed_map, m_codes, m_block)
+        _decode(unsigned_map, v_codes, v_block)
+        for i in range(w.size):
+            p = w[i] * decay
+            g = dw[i]
+            if weight_decay != 0:
+                g = g + weight_decay * p
+            m = (m_block[i] * m_scale) * beta1 + one_minus_beta1 * g
+            v = (v_block[i] * v_scale) * beta2 + one_minus_beta2 * (g * g)
+            m_block[i] = m
+            v_block[i] = v
+            if estimate:
+                w[i] = p - step_size * m * _reciprocal(math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+            else:
+                w[i] = p - step_size * m / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+        exp_avg_absmax[b] = _encode_signed(m_block, m_codes, signed_entries, work[:hi - lo])
+        exp_avg_sq_absmax[b] = _encode_unsigned(v_block, v_codes, unsigned_entries, work[:hi - lo])
+
+
+@_lowbit_kernel(parallel=True)
+def _sgd_int8_parallel(param, grad, momentum_buffer, momentum_buffer_absmax, lr, momentum, one_minus_dampening,
+                       weight_decay, nesterov, first_step, block_size, signed_map, signed_entries):
+    per_item = max(1, _BLOCK // block_size)  # whole int8 blocks per work item
+    n_blocks = momentum_buffer_absmax.size
+    for item in prange((n_blocks + per_item - 1) // per_item):
+        b0, b1 = item * per_item, min(n_blocks, (item + 1) * per_item)
+        lo, hi = b0 * block_size, min(param.size, b1 * block_size)
+        _sgd_int8_serial(param[lo:hi], grad[lo:hi], momentum_buffer[lo:hi], momentum_buffer_absmax[b0:b1], lr,
+                         momentum, one_minus_dampening, weight_decay, nesterov, first_step, block_size, signed_map,
+                         signed_entries)
+
+
+@_lowbit_kernel(parallel=True)
+def _momentum_int8_parallel(param, grad, velocity, velocity_absmax, lr, beta, one_minus_beta, block_size, signed_map,
+                            signed_entries):
+    per_item = max(1, _BLOCK // block_size)
+    n_blocks = velocity_absmax.size
+    for item in prange((n_blocks + per_item - 1) // per_item):
+        b0, b1 = item * per_item, min(n_blocks, (item + 1) * per_item)
+        lo, hi = b0 * block_size, min(param.size, b1 * block_size)
+        _momentum_int8_serial(param[lo:hi], grad[lo:hi], velocity[lo:hi], velocity_absmax[b0:b1], lr, beta,
+                              one_minus_beta, block_size, signed_map, signed_entries)
+
+
+@_lowbit_kernel(parallel=True)
+def _rmsprop_int8_parallel(param, grad, square_avg, square_avg_absmax, lr, beta, one_minus_beta, eps, weight_decay,
+                           estimate, block_size, unsigned_map, unsigned_entries):
+    per_item = max(1, _BLOCK // block_size)
+    n_blocks = square_avg_absmax.size
+    for item in prange((n_blocks + per_item - 1) // per_item):
+        b0, b1 = item * per_item, min(n_blocks, (item + 1) * per_item)
+        lo, hi = b0 * block_size, min(param.size, b1 * block_size)
+        _rmsprop_int8_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], square_avg_absmax[b0:b1], lr, beta,
+                             one_minus_beta, eps, weight_decay, estimate, block_size, unsigned_map, unsigned_entries)
+
+
+@_lowbit_kernel(parallel=True)
+def _adam_int8_parallel(param, grad, exp_avg, exp_avg_absmax, exp_avg_sq, exp_avg_sq_absmax, beta1, one_minus_beta1,
+                        beta2, one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2,
+                        estimate, block_size, signed_map, signed_entries, unsigned_map, unsigned_entries):
+    per_item = max(1, _BLOCK // block_size)
+    n_blocks = exp_avg_absmax.size
+    for item in prange((n_blocks + per_item - 1) // per_item):
+        b0, b1 = item * per_item, min(n_blocks, (item + 1) * per_item)
+        lo, hi = b0 * block_size, min(param.size, b1 * block_size)
+        _adam_int8_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_absmax[b0:b1], exp_avg_sq[lo:hi],
+                          exp_avg_sq_absmax[b0:b1], beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay,
+                          decay, step_size, inv_sqrt_bias_correction2, estimate, block_size, signed_map,
+                          signed_entries, unsigned_map, unsigned_entries)
+
+
+# ---- launching the low-bit kernels ----------------------------------------------------------------
+
+# (rule, state dtype) -> (serial, parallel, is each stored moment signed)
+_LOWBIT_RULES: dict[tuple[str, str], tuple[Callable, Callable, tuple[bool, ...]]] = {
+    ("sgd", "bfloat16"): (_sgd_bfloat16_serial, _sgd_bfloat16_parallel, (True,)),
+    ("momentum", "bfloat16"): (_momentum_bfloat16_serial, _momentum_bfloat16_parallel, (True,)),
+    ("rmsprop", "bfloat16"): (_rmsprop_bfloat16_serial, _rmsprop_bfloat16_parallel, (False,)),
+    ("adam", "bfloat16"): (_adam_bfloat16_serial, _adam_bfloat16_parallel, (True, False)),
+    ("adamw", "bfloat16"): (_adam_bfloat16_serial, _adam_bfloat16_parallel, (True, False)),
+    ("sgd", "int8"): (_sgd_int8_serial, _sgd_int8_parallel, (True,)),
+    ("momentum", "int8"): (_momentum_int8_serial, _momentum_int8_parallel, (True,)),
+    ("rmsprop", "int8"): (_rmsprop_int8_serial, _rmsprop_int8_parallel, (False,)),
+    ("adam", "int8"): (_adam_int8_serial, _adam_int8_parallel, (True, False)),
+    ("adamw", "int8"): (_adam_int8_serial, _adam_int8_parallel, (True, False)),
+}
+_STORED = {"bfloat16": np.uint16, "int8": np.uint8}
+
+
+@functools.cache
+def _codec_tables(signs: tuple[bool, ...]) -> tuple[np.ndarray, ...]:
+    """The decode map and encoding table of each distinct sign, in the kernels' argument order."""
+    tables: list[np.ndarray] = []
+    for signed in sorted(set(signs), reverse=True):  # signed first, as the Adam kernel takes them
+        tables += [lowbit.SIGNED_MAP if signed else lowbit.UNSIGNED_MAP, lowbit.encoding_table(signed)]
+    return tuple(tables)
+
+
+def _check_lowbit(rule: str, state_dtype: str, arrays: Sequence[np.ndarray], block_size: int) -> tuple:
+    """1-D views of param, grad and the stored state, after checking dtypes, sizes and layout."""
+    name = f"{rule} kernel ({state_dtype} state)"
+    param = arrays[0]
+    if not isinstance(param, np.ndarray) or param.dtype != np.float32:
+        raise ValueError(f"{name}: param must be a float32 numpy array, got {type(param).__name__} "
+                         f"{getattr(param, 'dtype', '')}")
+    n = param.size
+    if state_dtype == "int8":
+        if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
+            raise ValueError(f"{name}: block_size must be an int >= 1, got {block_size!r}")
+        n_moments = (len(arrays) - 2) // 2
+        expected = [("param", np.float32, n), ("grad", np.float32, n)]
+        for k in range(n_moments):
+            expected += [(f"moment {k} codes", np.uint8, n),
+                         (f"moment {k} absmax", np.float32, lowbit.n_blocks(n, block_size))]
+    else:
+        expected = [("param", np.float32, n), ("grad", np.float32, n)] + [
+            (f"moment {k} words", np.uint16, n) for k in range(len(arrays) - 2)]
+    if len(arrays) != len(expected):
+        raise ValueError(f"{name}: expected {len(expected)} arrays, got {len(arrays)}")
+    flat = []
+    for (label, dtype, size), a in zip(expected, arrays):
+        if not isinstance(a, np.ndarray) or a.dtype != dtype or a.size != size:
+            raise ValueError(f"{name}: {label} must be a numpy array of {size} {np.dtype(dtype)} values, got "
+                             f"{type(a).__name__} {getattr(a, 'shape', '')} {getattr(a, 'dtype', '')}")
+        if not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"{name}: {label} of shape {a.shape} must be C-contiguous and writeable")
+        flat.append(a.reshape(-1))
+    return tuple(flat)
+
+
+def bind_lowbit(rule: str, state_dtype: str, arrays: Sequence[np.ndarray],
+                block_size: int = lowbit.BLOCK_SIZE) -> Callable[..., None]:
+    """`rule`'s update with its state stored as `state_dtype`, on fixed arrays (as `bind`).
+
+    bfloat16 arrays: param, grad, then one uint16 array per moment. int8: param, grad, then per
+    moment its uint8 codes and float32 absmax per block.
+    """
+    flat = _check_lowbit(rule, state_dtype, arrays, block_size)
+    serial, parallel, signs = _LOWBIT_RULES[(rule, state_dtype)]
+    kernel = parallel if flat[0].size >= PARALLEL_THRESHOLD else serial
+    scalars = _RULES[rule][2]
+    extra = (int(block_size), *_codec_tables(signs)) if state_dtype == "int8" else ()
+    entry = None
+
+    def update(**hyper: float) -> None:
+        nonlocal entry
+        if rule == "sgd" and not hyper["momentum"]:
+            raise ValueError(f"sgd kernel ({state_dtype} state): momentum must be > 0 to have state, "
+                             f"got {hyper['momentum']}")
+        values = scalars(0, **hyper)  # size 0: estimate whenever eps allows; these loops are not memory-bound
+        if entry is None:
+            if kernel is parallel:
+                _start_threads()  # passive waiting, as for the other parallel kernels
+            flags = tuple(isinstance(s, bool) for s in values)
+            signature = tuple(numba.typeof(a) for a in flat) + tuple(
+                numba.boolean if flag else numba.float32 for flag in flags) + tuple(numba.typeof(a) for a in extra)
+            entry = _compile(kernel, signature)
+        entry(*flat, *values, *extra)
+
+    update.kernel = kernel  # type: ignore[attr-defined]
+    return update
+
+
+def quantize_blockwise(x: np.ndarray, signed: bool, block_size: int = lowbit.BLOCK_SIZE) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
+    """Fused `lowbit.quantize_blockwise`: (uint8 codes, float32 absmax per block) by the table encoder."""
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+    codes = np.empty(x.size, np.uint8)
+    absmax = np.empty(lowbit.n_blocks(x.size, block_size), np.float32)
+    _quantize_serial(x, codes, absmax, block_size, bool(signed), lowbit.encoding_table(bool(signed)))
+    return codes, absmax
+
+
+def dequantize_blockwise(codes: np.ndarray, absmax: np.ndarray, signed: bool,
+                         block_size: int = lowbit.BLOCK_SIZE) -> np.ndarray:
+    """Fused `lowbit.dequantize_blockwise`: map[code] * absmax of the code's block."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1)
+    out = np.empty(codes.size, np.float32)
+    _dequantize_serial(codes, np.ascontiguousarray(absmax, np.float32), out, block_size,
+                       lowbit.SIGNED_MAP if signed else lowbit.UNSIGNED_MAP)
+    return out
+
+
+def _lowbit_public(rule: str, state_dtype: str) -> Callable[..., None]:
+    def update(param, grad, *states, **hyper):
+        block_size = hyper.pop("block_size", lowbit.BLOCK_SIZE) if state_dtype == "int8" else lowbit.BLOCK_SIZE
+        bind_lowbit(rule, state_dtype, (param, grad, *states), block_size)(**hyper)
+
+    reference = getattr(lowbit, f"{rule}_{state_dtype}")
+    update.__name__ = reference.__name__
+    update.__doc__ = f"Fused `lowbit.{reference.__name__}`: decode, update and re-encode in one pass."
+    return update
+
+
+sgd_bfloat16 = _lowbit_public("sgd", "bfloat16")
+momentum_bfloat16 = _lowbit_public("momentum", "bfloat16")
+rmsprop_bfloat16 = _lowbit_public("rmsprop", "bfloat16")
+adam_bfloat16 = _lowbit_public("adam", "bfloat16")
+adamw_bfloat16 = _lowbit_public("adamw", "bfloat16")
+sgd_int8 = _lowbit_public("sgd", "int8")
+momentum_int8 = _lowbit_public("momentum", "int8")
+rmsprop_int8 = _lowbit_public("rmsprop", "int8")
+adam_int8 = _lowbit_public("adam", "int8")
+adamw_int8 = _lowbit_public("adamw", "int8")

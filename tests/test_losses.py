@@ -1,0 +1,162 @@
+"""Every loss and reduction against PyTorch (values and gradients, float32 and float64) and finite differences."""
+
+import numpy as np
+import pytest
+
+from tinygrad_lite import Tensor, gradcheck, nn
+from tinygrad_lite.nn import functional as F
+
+RNG = np.random.default_rng(0)
+LOGITS = RNG.normal(size=(7, 4)) * 2
+LABELS = np.array([0, 3, 1, 1, 2, 3, 0])
+WEIGHT = np.array([0.5, 2.0, 1.0, 3.0])
+PROBS = RNG.dirichlet(np.ones(4), size=7)
+LOGITS_3D = RNG.normal(size=(3, 4, 5))
+LABELS_3D = RNG.integers(0, 4, size=(3, 5))
+PRED = RNG.normal(size=(6, 3)) * 2
+TARGET = RNG.normal(size=(6, 3)) * 2
+BINARY = (RNG.random((6, 3)) > 0.5).astype(float)
+POS_WEIGHT = np.array([0.5, 3.0, 1.0])
+
+
+def _ignored(labels, ignore_index):
+    labels = labels.copy()
+    labels[[1, 4]] = ignore_index
+    return labels
+
+
+# (name, ours, torch's name, input, target, keyword arguments as numpy; torch gets tensors)
+CASES = [
+    ("ce", F.cross_entropy, "cross_entropy", LOGITS, LABELS, {}),
+    ("ce-weight", F.cross_entropy, "cross_entropy", LOGITS, LABELS, {"weight": WEIGHT}),
+    ("ce-ignore", F.cross_entropy, "cross_entropy", LOGITS, _ignored(LABELS, -100), {}),
+    ("ce-ignore-2", F.cross_entropy, "cross_entropy", LOGITS, _ignored(LABELS, 2), {"ignore_index": 2}),
+    ("ce-weight-ignore", F.cross_entropy, "cross_entropy", LOGITS, _ignored(LABELS, 7),
+     {"weight": WEIGHT, "ignore_index": 7}),
+    ("ce-smooth", F.cross_entropy, "cross_entropy", LOGITS, LABELS, {"label_smoothing": 0.1}),
+    ("ce-smooth-weight-ignore", F.cross_entropy, "cross_entropy", LOGITS, _ignored(LABELS, -100),
+     {"label_smoothing": 0.3, "weight": WEIGHT}),
+    ("ce-probs", F.cross_entropy, "cross_entropy", LOGITS, PROBS, {}),
+    ("ce-probs-weight-smooth", F.cross_entropy, "cross_entropy", LOGITS, PROBS,
+     {"weight": WEIGHT, "label_smoothing": 0.2}),
+    ("ce-3d", F.cross_entropy, "cross_entropy", LOGITS_3D, LABELS_3D, {"weight": WEIGHT, "label_smoothing": 0.1}),
+    ("ce-1d", F.cross_entropy, "cross_entropy", LOGITS[0], np.array(2), {}),
+    ("nll", F.nll_loss, "nll_loss", LOGITS, LABELS, {}),
+    ("nll-weight-ignore", F.nll_loss, "nll_loss", LOGITS, _ignored(LABELS, 0), {"weight": WEIGHT, "ignore_index": 0}),
+    ("nll-3d", F.nll_loss, "nll_loss", LOGITS_3D, LABELS_3D, {"weight": WEIGHT}),
+    ("mse", F.mse_loss, "mse_loss", PRED, TARGET, {}),
+    ("l1", F.l1_loss, "l1_loss", PRED, TARGET, {}),
+    ("huber", F.huber_loss, "huber_loss", PRED, TARGET, {}),
+    ("huber-delta", F.huber_loss, "huber_loss", PRED, TARGET, {"delta": 2.5}),
+    ("smooth_l1", F.smooth_l1_loss, "smooth_l1_loss", PRED, TARGET, {}),
+    ("smooth_l1-beta", F.smooth_l1_loss, "smooth_l1_loss", PRED, TARGET, {"beta": 0.3}),
+    ("smooth_l1-beta0", F.smooth_l1_loss, "smooth_l1_loss", PRED, TARGET, {"beta": 0.0}),
+    ("bce", F.binary_cross_entropy, "binary_cross_entropy", 1 / (1 + np.exp(-PRED)), BINARY,
+     {"weight": POS_WEIGHT}),
+    ("bce-logits", F.binary_cross_entropy_with_logits, "binary_cross_entropy_with_logits", PRED, BINARY, {}),
+    ("bce-logits-pos", F.binary_cross_entropy_with_logits, "binary_cross_entropy_with_logits", PRED, BINARY,
+     {"pos_weight": POS_WEIGHT}),
+    ("bce-logits-pos-weight", F.binary_cross_entropy_with_logits, "binary_cross_entropy_with_logits", PRED * 50,
+     BINARY, {"pos_weight": POS_WEIGHT, "weight": np.array([[1.0], [2.0], [0.0], [1.0], [0.5], [1.0]])}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name,ours,theirs,x,target,kwargs", CASES, ids=[c[0] for c in CASES])
+def test_loss_matches_torch(name, ours, theirs, x, target, kwargs, reduction, dtype):
+    torch = pytest.importorskip("torch")
+    if theirs == "nll_loss":
+        x = x - np.log(np.exp(x).sum(axis=1, keepdims=True))  # log-probabilities
+    x = x.astype(dtype)
+    float_target = target.dtype.kind == "f"
+    target = target.astype(dtype) if float_target else target
+    kwargs = {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
+    t = Tensor(x, requires_grad=True)
+    loss = ours(t, target, reduction=reduction, **kwargs)
+    assert loss.dtype == dtype
+    loss.sum().backward()
+    r = torch.tensor(x, requires_grad=True)
+    ref = getattr(torch.nn.functional, theirs)(
+        r, torch.tensor(target), reduction=reduction,
+        **{k: (torch.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()})
+    ref.sum().backward()
+    rtol, atol = (2e-5, 1e-6) if dtype == np.float32 else (1e-10, 1e-12)
+    np.testing.assert_allclose(loss.data, ref.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(t.grad, r.grad.numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("name,ours,theirs,x,target,kwargs", CASES, ids=[c[0] for c in CASES])
+def test_loss_gradients_match_finite_differences(name, ours, theirs, x, target, kwargs):
+    if name.startswith(("huber", "smooth_l1", "l1")):
+        x = x + 0.01  # away from the kinks at |d| = delta, beta and 0, where differences are one-sided
+    if name == "bce-logits-pos-weight":
+        x = x / 50
+    assert gradcheck(lambda a: ours(a, target, reduction="sum", **kwargs), Tensor(x, requires_grad=True))
+
+
+def test_soft_targets_get_gradients():
+    torch = pytest.importorskip("torch")
+    x, p = Tensor(LOGITS, requires_grad=True), Tensor(PROBS, requires_grad=True)
+    F.cross_entropy(x, p, label_smoothing=0.1).backward()
+    rx, rp = torch.tensor(LOGITS, requires_grad=True), torch.tensor(PROBS, requires_grad=True)
+    torch.nn.functional.cross_entropy(rx, rp, label_smoothing=0.1).backward()
+    np.testing.assert_allclose(p.grad, rp.grad.numpy(), rtol=1e-10)
+    assert gradcheck(lambda a, b: F.cross_entropy(a, b, label_smoothing=0.1), x, p)
+
+
+def test_every_target_ignored_gives_nan_as_torch():
+    loss = F.cross_entropy(Tensor(LOGITS), np.full(7, -100))
+    assert np.isnan(loss.item())
+    assert F.cross_entropy(Tensor(LOGITS), np.full(7, -100), reduction="sum").item() == 0
+
+
+def test_loss_modules_pass_their_settings():
+    x = Tensor(LOGITS)
+    kwargs = {"weight": WEIGHT, "ignore_index": 2, "label_smoothing": 0.2, "reduction": "sum"}
+    np.testing.assert_allclose(nn.CrossEntropyLoss(**kwargs)(x, LABELS).item(),
+                               F.cross_entropy(x, LABELS, **kwargs).item())
+    logp = x.log_softmax(axis=1)
+    np.testing.assert_allclose(nn.NLLLoss(WEIGHT, ignore_index=3)(logp, LABELS).item(),
+                               F.nll_loss(logp, LABELS, WEIGHT, ignore_index=3).item())
+    p, y = Tensor(PRED), TARGET
+    assert nn.L1Loss(reduction="sum")(p, y).item() == F.l1_loss(p, y, reduction="sum").item()
+    assert nn.HuberLoss(delta=0.5)(p, y).item() == F.huber_loss(p, y, delta=0.5).item()
+    assert nn.SmoothL1Loss(beta=0.5)(p, y).item() == F.smooth_l1_loss(p, y, beta=0.5).item()
+    assert nn.BCEWithLogitsLoss(pos_weight=POS_WEIGHT)(p, BINARY).item() == \
+        F.binary_cross_entropy_with_logits(p, BINARY, pos_weight=POS_WEIGHT).item()
+    loss = nn.CrossEntropyLoss(weight=Tensor(WEIGHT))
+    np.testing.assert_array_equal(loss.state_dict()["weight"], WEIGHT)  # a buffer, as in torch
+
+
+def test_huber_is_smooth_l1_times_beta():
+    p = Tensor(PRED)
+    np.testing.assert_allclose(F.huber_loss(p, TARGET, delta=0.7).item(),
+                               0.7 * F.smooth_l1_loss(p, TARGET, beta=0.7).item(), rtol=1e-12)
+
+
+def test_bce_with_logits_pos_weight_is_stable_for_huge_logits():
+    x = Tensor(np.array([1000.0, -1000.0, 1000.0, -1000.0], np.float32), requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(x, np.array([1.0, 0.0, 0.0, 1.0]), pos_weight=np.array(2.0),
+                                              reduction="none")
+    np.testing.assert_allclose(loss.data, [0.0, 0.0, 1000.0, 2000.0])
+    loss.sum().backward()
+    np.testing.assert_allclose(x.grad, [0.0, 0.0, 1.0, -2.0])
+
+
+@pytest.mark.parametrize("call,error,fragments", [
+    (lambda: F.cross_entropy(Tensor(LOGITS), LABELS, reduction="avg"), ValueError, ["cross_entropy", "reduction"]),
+    (lambda: nn.L1Loss(reduction="avg"), ValueError, ["L1Loss", "reduction"]),
+    (lambda: F.cross_entropy(Tensor(LOGITS), LABELS, weight=np.ones(3)), ValueError, ["weight", "(3,)", "(4,)"]),
+    (lambda: F.cross_entropy(Tensor(LOGITS), LABELS, label_smoothing=1.5), ValueError, ["label_smoothing"]),
+    (lambda: F.nll_loss(Tensor(LOGITS), LABELS + 1), ValueError, ["nll_loss", "class 4", "out of range"]),
+    (lambda: F.cross_entropy(Tensor(LOGITS_3D), LABELS), ValueError, ["target has shape (7,)", "(3, 5)"]),
+    (lambda: F.huber_loss(Tensor(PRED), TARGET, delta=0), ValueError, ["huber_loss", "delta"]),
+    (lambda: F.smooth_l1_loss(Tensor(PRED), TARGET, beta=-1), ValueError, ["smooth_l1_loss", "beta"]),
+    (lambda: F.l1_loss(Tensor(PRED), TARGET[:2]), ValueError, ["l1_loss", "(6, 3)", "(2, 3)"]),
+])
+def test_loss_errors_name_the_problem(call, error, fragments):
+    with pytest.raises(error) as info:
+        call()
+    for fragment in fragments:
+        assert fragment in str(info.value)
