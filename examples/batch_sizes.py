@@ -12,9 +12,7 @@ measured after each epoch.
 
 from __future__ import annotations
 
-import time
-
-from tinygrad_lite import Tensor, data, manual_seed, nn, no_grad, optim
+from tinygrad_lite import Tensor, data, loop, manual_seed, nn, no_grad, optim
 
 SAMPLES = 512
 TARGET_LOSS = 0.1
@@ -35,20 +33,15 @@ def run(batch_size: int | None, initial_state: dict, X, y) -> tuple[int, int, fl
     optimizer = optim.SGD(model.parameters(), lr=LR)
     loader = data.DataLoader(X, y, batch_size=batch_size, seed=0)
     loss_fn = nn.CrossEntropyLoss()
-    updates, seconds, loss = 0, 0.0, cost(model, X, y)
-    for epoch in range(1, MAX_EPOCHS + 1):
-        start = time.perf_counter()
-        for xb, yb in loader:
-            batch_loss = loss_fn(model(Tensor(xb)), yb)
-            optimizer.zero_grad()
-            batch_loss.backward()
-            optimizer.step()
-            updates += 1
-        seconds += time.perf_counter() - start  # training time only, not the loss measurement below
-        loss = cost(model, X, y)
-        if loss <= TARGET_LOSS:
-            return epoch, updates, seconds, loss
-    return MAX_EPOCHS, updates, seconds, loss
+    losses = [cost(model, X, y)]
+
+    def reached(end: loop.Epoch) -> bool:  # `fit` leaves its hooks' time out: seconds is training time only
+        losses.append(cost(model, X, y))
+        return losses[-1] <= TARGET_LOSS
+
+    done = loop.fit(optimizer, loader, lambda xb, yb: loss_fn(model(Tensor(xb)), yb), epochs=MAX_EPOCHS,
+                    on_epoch=reached)
+    return done.epoch, done.steps, done.seconds, losses[-1]
 
 
 def main() -> None:

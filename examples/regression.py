@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_lite import Tensor, data, manual_seed, nn, optim
+from tinygrad_lite import Tensor, data, loop, manual_seed, nn, optim
 
 FEATURES = 3
 NOISE = 0.1
@@ -25,13 +25,12 @@ def main() -> None:
     optimizer = optim.SGD(model.parameters(), lr=0.1)  # full batch: plain gradient descent
     loss_fn = nn.MSELoss()
 
-    for step in range(1, STEPS + 1):
-        loss = loss_fn(model(Tensor(X)), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step in (1, 10, 30, 100, STEPS):
-            print(f"step {step:4d}  cost J {loss.item():.6f}  |dW| {np.linalg.norm(model.weight.grad):.2e}")
+    def report(end: loop.Epoch) -> None:  # an epoch is one step here: the whole dataset is the batch
+        if end.epoch in (1, 10, 30, 100, STEPS):
+            print(f"step {end.epoch:4d}  cost J {end.loss:.6f}  |dW| {np.linalg.norm(model.weight.grad):.2e}")
+
+    loop.fit(optimizer, [(X, y)], lambda inputs, targets: loss_fn(model(Tensor(inputs)), targets), epochs=STEPS,
+             on_epoch=report)
 
     design = np.column_stack([X, np.ones(len(X))]).astype(np.float64)
     exact, *_ = np.linalg.lstsq(design, y.astype(np.float64), rcond=None)

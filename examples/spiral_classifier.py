@@ -1,20 +1,19 @@
 """Train a 2-64-64-3 MLP on the three-arm spiral, and check it on spiral points it never saw.
 
-A mini-batch training loop as a PyTorch user writes it: forward, the cost J (cross-entropy, the
-mean of the per-example losses L), backward for dW and db, and an Adam step. Every 50 epochs it
-prints the cost over the training set, the training accuracy, and the size of the first layer's
-gradient dW; at the end, the accuracy on a fresh spiral drawn with another seed.
+A mini-batch training loop: `loop.fit` runs forward, the cost J (cross-entropy, the mean of the
+per-example losses L), backward for dW and db, and an Adam step for each batch, exactly as the loop a
+PyTorch user writes by hand. Every 50 epochs it prints the cost over the training set, the training
+accuracy, and the size of the first layer's gradient dW; at the end, the accuracy on a fresh spiral
+drawn with another seed.
 
     python examples/spiral_classifier.py
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from tinygrad_lite import Tensor, data, manual_seed, nn, no_grad, optim
+from tinygrad_lite import Tensor, data, loop, manual_seed, nn, no_grad, optim
 
 EPOCHS = 200
 
@@ -33,21 +32,16 @@ def main() -> None:
     loss_fn = nn.CrossEntropyLoss()
     loader = data.DataLoader(X, y, batch_size=64, seed=0)
 
-    start = time.perf_counter()
-    for epoch in range(1, EPOCHS + 1):
-        for xb, yb in loader:
-            loss = loss_fn(model(Tensor(xb)), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        if epoch == 1 or epoch % 50 == 0:
+    def report(end: loop.Epoch) -> None:
+        if end.epoch == 1 or end.epoch % 50 == 0:
             with no_grad():
                 cost = loss_fn(model(Tensor(X)), y).item()
             dW = model[0].weight.grad  # the last mini-batch's gradient of the first layer
-            print(f"epoch {epoch:4d}  cost J {cost:.4f}  train accuracy {accuracy(model, X, y):.3f}  "
+            print(f"epoch {end.epoch:4d}  cost J {cost:.4f}  train accuracy {accuracy(model, X, y):.3f}  "
                   f"|dW1| {np.linalg.norm(dW):.4f}")
-    seconds = time.perf_counter() - start
-    print(f"trained in {seconds:.2f} s")
+
+    done = loop.fit(optimizer, loader, lambda xb, yb: loss_fn(model(Tensor(xb)), yb), epochs=EPOCHS, on_epoch=report)
+    print(f"trained in {done.seconds:.2f} s")
     print(f"train accuracy {accuracy(model, X, y):.3f}  test accuracy {accuracy(model, X_test, y_test):.3f}")
 
 

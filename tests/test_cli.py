@@ -15,7 +15,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from tinygrad_lite import Tensor, nn, no_grad
-from tinygrad_lite.train import DATASET_LR, DATASETS, OPTIMIZERS, TrainConfig, mlp, train
+from tinygrad_lite.optim import registry
+from tinygrad_lite.train import DATASETS, TrainConfig, mlp, train
 
 ROOT = Path(__file__).parents[1]
 FINAL = re.compile(r"final loss (\d+\.\d+)(?:  accuracy (\d+\.\d+))?")
@@ -113,13 +114,13 @@ def _learns(config: TrainConfig) -> None:
 
 
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", registry.names(aliases=False))
 def test_every_dataset_and_optimizer_learns_at_the_default_lr(dataset, optimizer):
     # SGD at lr 0.5 used to diverge on blobs (inputs up to +-10) and regression (large squared errors).
     _learns(TrainConfig(dataset=dataset, optimizer=optimizer, samples=200, epochs=40, out=None, progress=False))
 
 
-@pytest.mark.parametrize("dataset, optimizer", sorted(DATASET_LR))
+@pytest.mark.parametrize("dataset, optimizer", sorted(registry.DATASET_LR))
 @pytest.mark.parametrize("batch_size", [None, 1])
 def test_the_dataset_specific_default_lrs_learn_from_full_batch_to_one_example(dataset, optimizer, batch_size):
     _learns(TrainConfig(dataset=dataset, optimizer=optimizer, samples=100, batch_size=batch_size,

@@ -376,7 +376,7 @@ CLI_CASES = [
     (["train", "--lr", "-1"], "--lr must be >= 0"),
     (["train", "--lr", "fast"], "expected a number"),
     (["train", "--dataset", "mnist"], "invalid choice"),
-    (["train", "--optimizer", "lion"], "invalid choice"),
+    (["train", "--optimizer", "lbfgs"], "unknown optimizer 'lbfgs', expected one of"),
     (["train", "--backend", "cuda"], "invalid choice"),
     (["train", "--seed", "-3"], "seed"),
     (["train", "--samples", "0"], "positive integer"),

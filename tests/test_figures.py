@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from tinygrad_lite import Tensor, optim
-from tinygrad_lite import train as training
-from tinygrad_lite.studies import compare as compare_module
+from tinygrad_lite.optim import registry
 from tinygrad_lite.studies.batches import batch_study
 from tinygrad_lite.studies.compare import compare
 from tinygrad_lite.studies.ema import ema_series, ema_study, seasonal_series
@@ -163,5 +162,5 @@ def test_compare_uses_the_datasets_default_lr():
     # GD at the spiral's lr 0.5 diverged on blobs (inputs up to +-10) and never reached any target.
     result = compare(("gd",), dataset="blobs", samples=90, hidden=(16,), epochs=10, target=0.1)
     (_, lr, steps, _, final), = result.to_target()
-    assert lr == training.default_lr("blobs", "sgd") < compare_module.DEFAULT_LR["gd"]
+    assert lr == registry.default_lr("gd", "blobs") < registry.default_lr("gd")
     assert steps is not None and final < 0.1

@@ -355,6 +355,16 @@ def test_clip_grad_norm_reduces_the_flat_buffer_once(monkeypatch):
     assert model[0].weight.grad is grads[0]  # still the optimizer's views
 
 
+def test_clip_grad_norm_with_an_empty_parameter_in_the_flat_buffer():
+    params = [Tensor(np.full(n, value, np.float32), requires_grad=True) for n, value in [(3, 2.0), (0, 5.0), (4, 1.0)]]
+    for p in params:
+        p.grad = p.data.copy()
+    optim.SGD(params, lr=0.0).step()
+    total = nn.utils.clip_grad_norm_(params, 1.0)
+    np.testing.assert_allclose(total.item(), 4.0, rtol=1e-6)
+    np.testing.assert_allclose(params[0].grad, 0.5, rtol=1e-5)
+
+
 def test_clip_grad_norm_nonfinite_and_empty():
     torch = pytest.importorskip("torch")
     model = _model_with_grads()

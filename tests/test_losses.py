@@ -152,6 +152,8 @@ def test_bce_with_logits_pos_weight_is_stable_for_huge_logits():
     (lambda: F.nll_loss(Tensor(LOGITS), LABELS + 1), ValueError, ["nll_loss", "class 4", "out of range"]),
     (lambda: F.cross_entropy(Tensor(LOGITS_3D), LABELS), ValueError, ["target has shape (7,)", "(3, 5)"]),
     (lambda: F.huber_loss(Tensor(PRED), TARGET, delta=0), ValueError, ["huber_loss", "delta"]),
+    (lambda: F.cross_entropy(Tensor(LOGITS), PROBS, ignore_index=0), ValueError, ["ignore_index", "probability"]),
+    (lambda: F.cross_entropy(Tensor(LOGITS), np.zeros((7, 4), np.int64)), ValueError, ["floating point", "int64"]),
     (lambda: F.smooth_l1_loss(Tensor(PRED), TARGET, beta=-1), ValueError, ["smooth_l1_loss", "beta"]),
     (lambda: F.l1_loss(Tensor(PRED), TARGET[:2]), ValueError, ["l1_loss", "(6, 3)", "(2, 3)"]),
 ])

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tinygrad_lite.optim import registry
 from tinygrad_lite.surfaces import SURFACES
 
 NUMPY_FORMULAS = {
@@ -47,7 +48,8 @@ def test_default_start_and_minima_lie_in_the_window(name):
     surface = SURFACES[name]
     for px, py in (surface.start, *surface.minima):
         assert surface.xlim[0] <= px <= surface.xlim[1] and surface.ylim[0] <= py <= surface.ylim[1]
-    assert set(surface.lr) == {"gd", "momentum", "rmsprop", "adam"}
+    assert set(surface.lr) == {"gd", "momentum", "rmsprop", "adam", "adamw"}
+    assert all(name in registry.names() for name in surface.lr)
 
 
 def test_distance_to_minimum_takes_the_nearest():

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
 
 from tinygrad_lite import data, plots
 from tinygrad_lite import train as training
+from tinygrad_lite.optim import registry
 from tinygrad_lite.optim.base import DEFAULT_BACKEND
 from tinygrad_lite.studies import batches, compare, ema, race
 from tinygrad_lite.surfaces import SURFACES
@@ -29,6 +31,22 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage over several lines; we want one
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join("full" if v is None else str(v) for v in value)
+    return str(value)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends each option's default to its help, written as it would be typed (64,64 rather than (64, 64))."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return text
+        return text if "default" in text else f"{text} (default {_shown(action.default)})"
 
 
 def _positive_int(text: str) -> int:
@@ -75,12 +93,24 @@ def _float(text: str) -> float:
     return value
 
 
+def _optimizer(text: str) -> str:
+    try:
+        registry.canonical(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _names(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [n for n in names if n not in race.RACE_OPTIMIZERS]
+    unknown = [n for n in names if n not in registry.names()]
     if not names or unknown:
-        raise argparse.ArgumentTypeError(f"expected comma-separated optimizers from {','.join(race.RACE_OPTIMIZERS)}, "
+        raise argparse.ArgumentTypeError(f"expected comma-separated optimizers from {','.join(registry.names())}, "
                                          f"got {text!r}")
+    rules = [registry.canonical(n) for n in names]
+    twice = [n for n, rule in zip(names, rules) if rules.count(rule) > 1]
+    if twice:
+        raise argparse.ArgumentTypeError(f"{' and '.join(dict.fromkeys(twice))} name the same optimizer in {text!r}")
     return names
 
 
@@ -95,12 +125,13 @@ def _learning_rates(text: str) -> float | dict[str, float]:
     for part in text.split(","):
         name, _, value = part.partition("=")
         name = name.strip()
-        if name not in race.RACE_OPTIMIZERS:
+        if name not in registry.names():
             raise argparse.ArgumentTypeError(f"unknown optimizer {name!r} in {text!r}, expected one of "
-                                             f"{','.join(race.RACE_OPTIMIZERS)}")
-        rates[name] = _float(value)
-        if not rates[name] > 0:
+                                             f"{','.join(registry.names())}")
+        rate = _float(value)
+        if not rate > 0:
             raise argparse.ArgumentTypeError(f"expected a learning rate > 0 for {name}, got {value!r}")
+        rates[registry.canonical(name)] = rate  # keyed by rule, so gd=... also sets the rate of sgd
     return rates
 
 
@@ -133,7 +164,7 @@ def _positive_float(text: str) -> float:
 
 
 def _per_optimizer(rates: float | dict[str, float] | None, optimizers: Sequence[str]) -> dict[str, float] | None:
-    return {name: rates for name in optimizers} if isinstance(rates, float) else rates
+    return {registry.canonical(name): rates for name in optimizers} if isinstance(rates, float) else rates
 
 
 def _wrote(*paths: str) -> None:
@@ -148,16 +179,17 @@ def _require_matplotlib(args: argparse.Namespace) -> None:
         raise UsageError(f"tinygrad-lite {args.command}: {error}") from None
 
 
-def _output_folder(args: argparse.Namespace) -> str:
-    """Create `--out` and check that a file can be made in it, so an unusable folder fails before the work."""
+def _output_folder(args: argparse.Namespace, folder: str | None = None) -> str:
+    """Create `--out` (or `folder`) and check that a file can be made in it, so an unusable one fails now."""
+    folder = args.out if folder is None else folder
     try:
-        os.makedirs(args.out, exist_ok=True)
-        with tempfile.TemporaryFile(dir=args.out):
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise UsageError(f"tinygrad-lite {args.command}: --out {args.out!r} is not a writable folder "
+        raise UsageError(f"tinygrad-lite {args.command}: --out {folder!r} is not a writable folder "
                          f"({error.strerror or error})") from None
-    return args.out
+    return folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,35 +198,34 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     defaults = training.TrainConfig()
-    p = commands.add_parser("train", help="train an MLP on a toy or real dataset (the main job)")
+    p = commands.add_parser("train", help="train an MLP on a toy or real dataset (the main job)",
+                            formatter_class=_HelpFormatter)
     p.add_argument("--dataset", choices=sorted(training.DATASETS) + sorted(training.REAL_DATASETS),
                    default=defaults.dataset,
-                   help="default %(default)s; digits, breast_cancer and wine need the data extra (scikit-learn)")
-    p.add_argument("--samples", type=_positive_int, default=defaults.samples,
-                   help="dataset size of the toy datasets (default %(default)s)")
+                   help="the data; digits, breast_cancer and wine need the data extra (scikit-learn)")
+    p.add_argument("--samples", type=_positive_int, default=defaults.samples, help="dataset size of the toy datasets")
     p.add_argument("--test-fraction", type=_float, default=None, metavar="F",
                    help=f"share of the dataset held out to report test accuracy, seeded by --seed (default "
                         f"{training.REAL_TEST_FRACTION} for the real datasets, 0 for the toy ones)")
-    p.add_argument("--hidden", type=_sizes, default=defaults.hidden,
-                   help="hidden sizes (default " + ",".join(map(str, defaults.hidden)) + ")")
-    p.add_argument("--optimizer", choices=sorted(training.OPTIMIZERS), default=defaults.optimizer,
-                   help="default %(default)s")
-    p.add_argument("--lr", type=_float, default=None,
-                   help="learning rate (default depends on the optimizer and dataset)")
+    p.add_argument("--hidden", type=_sizes, default=defaults.hidden, help="hidden sizes")
+    p.add_argument("--optimizer", type=_optimizer, default=defaults.optimizer,
+                   help=f"one of {','.join(registry.names())}; gd is sgd")
+    p.add_argument("--lr", type=_float, default=None, help="learning rate (default " + _lr_defaults() + ")")
     p.add_argument("--batch-size", type=_batch_size, default=defaults.batch_size,
-                   help="examples per step; 'full' for batch gradient descent, 1 for SGD (default %(default)s)")
-    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs,
-                   help="passes over the dataset (default %(default)s)")
+                   help="examples per step; 'full' for batch gradient descent, 1 for SGD")
+    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs, help="passes over the dataset")
     p.add_argument("--seed", type=_seed, default=defaults.seed,
-                   help="seeds the dataset, the initial weights and the shuffling (default %(default)s)")
+                   help="seeds the dataset, the initial weights and the shuffling")
     p.add_argument("--backend", choices=["numpy", "numba"], default=None,
                    help=f"optimizer backend (default {DEFAULT_BACKEND})")
-    p.add_argument("--out", default=defaults.out,
-                   help="folder for metrics.csv and checkpoint.safetensors (default %(default)s)")
+    p.add_argument("--out", default=None,
+                   help="folder for metrics.csv and checkpoint.safetensors (default the next free runs/train, "
+                        "runs/train2, ...; with --resume, the checkpoint's folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--save-every", type=_positive_int, default=None, metavar="N",
-                   help="also write the checkpoint every N epochs (it is always written at the end)")
+                   help="also write the checkpoint every N epochs (default only at the end, or when interrupted)")
     p.add_argument("--resume", default=None, metavar="PATH",
-                   help="continue from a checkpoint written by a run with the same settings")
+                   help="continue from a checkpoint written by a run with the same settings (default a new run)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=_train)
     _add_graph(commands)
@@ -205,41 +236,93 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace) -> None:
+def _lr_defaults() -> str:
+    """The registry's default learning rates as --help shows them: 'adam=0.01,...; sgd=0.1 on blobs, ...'."""
+    rules = ",".join(f"{name}={registry.default_lr(name):g}" for name in registry.names(aliases=False))
+    exceptions = ", ".join(f"{name}={lr:g} on {dataset}" for (dataset, name), lr in registry.DATASET_LR.items())
+    return rules + (f"; {exceptions}" if exceptions else "")
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.test_fraction is not None and not 0 <= args.test_fraction < 1:
+        raise UsageError(f"tinygrad-lite train: --test-fraction must be in [0, 1), got {args.test_fraction}")
+    if args.lr is not None and args.lr < 0:
+        raise UsageError(f"tinygrad-lite train: --lr must be >= 0, got {args.lr}")
+    if args.out and training.holds_run(args.out) and not (args.resume or args.overwrite):
+        raise UsageError(f"tinygrad-lite train: --out {args.out!r} already holds a run; add --resume to continue "
+                         "it or --overwrite to replace it")
+    if args.out:
+        _output_folder(args)
+    elif args.out == "":  # --out '': write nothing
+        args.out = None
+    elif args.resume:
+        args.out = os.path.dirname(args.resume) or "."  # a resumed run continues in its own folder
+    else:
+        try:
+            args.out = _output_folder(args, training.next_free_folder("runs/train"))
+        except OSError as error:
+            raise UsageError(f"tinygrad-lite train: cannot create a folder under runs/ ({error.strerror or error})"
+                             ) from None
     config = training.TrainConfig(
         dataset=args.dataset, samples=args.samples, hidden=args.hidden, optimizer=args.optimizer, lr=args.lr,
         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, backend=args.backend, out=args.out,
-        progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
+        overwrite=True, progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
         test_fraction=args.test_fraction,
-    )
-    if config.test_fraction is not None and not 0 <= config.test_fraction < 1:
-        raise UsageError(f"tinygrad-lite train: --test-fraction must be in [0, 1), got {config.test_fraction}")
-    if config.lr is not None and config.lr < 0:
-        raise UsageError(f"tinygrad-lite train: --lr must be >= 0, got {config.lr}")
-    if config.out:
-        _output_folder(args)
+    ).resolved()
     try:
-        result = training.train(config)
+        result = training.train(config, on_start=_announce)
     except data.ScikitLearnMissing as error:
         raise UsageError(f"tinygrad-lite train: --dataset {config.dataset}: {error}") from None
     except training.ResumeError as error:  # raised only for the --resume file, so never hides a bug
         message = error.describe(f"--epochs {config.epochs}") if isinstance(error, training.ResumePastEpochs) else error
         raise UsageError(f"tinygrad-lite train: {message}") from None
+    except training.Interrupted as stop:
+        if stop.checkpoint is None:
+            print(f"tinygrad-lite train: {stop}; no epoch had ended, nothing was saved", file=sys.stderr)
+        else:
+            again = [arg for arg in _resumable(args.argv)] + ["--resume", stop.checkpoint]
+            print(f"tinygrad-lite train: {stop}; resume with: {shlex.join(['tinygrad-lite', *again])}",
+                  file=sys.stderr)
+        return stop.exit_status
     final = result.final
     accuracy = "" if final["accuracy"] != final["accuracy"] else f"  accuracy {final['accuracy']:.4f}"
     test = f"  test accuracy {final['test_accuracy']:.4f}" if final.get("test_accuracy", float("nan")) >= 0 else ""
     print(f"final loss {final['loss']:.4f}{accuracy}{test}  ({final['seconds']:.1f} s, {config.epochs} epochs)")
     if config.out:
-        print(f"wrote {config.out}/metrics.csv and {config.out}/{training.CHECKPOINT}")
+        print(f"wrote {config.out}/{training.METRICS} and {config.out}/{training.CHECKPOINT}")
+    return 0
+
+
+def _announce(config: training.TrainConfig, first_epoch: int) -> None:
+    """The resolved settings, printed before the first epoch."""
+    start = f", from epoch {first_epoch}" if first_epoch > 1 else ""
+    samples = f" ({config.samples} samples)" if config.dataset in training.DATASETS else ""
+    print(f"train: {config.optimizer} lr {config.lr:g}, batch size {config.batch_size or 'full'}, backend "
+          f"{config.backend}; {config.dataset}{samples}, {config.epochs} epochs{start}"
+          + (f" -> {config.out}" if config.out else ""), flush=True)
+
+
+def _resumable(argv: Sequence[str]) -> list[str]:
+    """The command line without --resume and --overwrite, to which the resume hint adds its own --resume."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not (arg.startswith("--resume=") or arg == "--overwrite"):
+            kept.append(arg)
+    return kept
 
 
 def _add_graph(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("graph", help="draw the graph of a small MLP's loss (Graphviz DOT, SVG or PNG)")
+    p = commands.add_parser("graph", help="draw the graph of a small MLP's loss (Graphviz DOT, SVG or PNG)",
+                            formatter_class=_HelpFormatter)
     p.add_argument("--out", default="runs/graph", help="folder for mlp_loss.dot and the picture")
     p.add_argument("--detail", choices=["shapes", "values"], default="shapes",
                    help="shapes and dtypes only, or also the data and grads")
     p.add_argument("--format", choices=["svg", "png"], default="svg", help="picture format when dot is installed")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the weights and the mini-batch")
     p.set_defaults(run=_graph)
 
 
@@ -254,14 +337,20 @@ def _graph(args: argparse.Namespace) -> None:
 
 
 def _add_race(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("race", help="optimizer paths over the contours of a 2-D loss surface")
-    p.add_argument("--surface", choices=list(SURFACES), default="beale")
-    p.add_argument("--optimizers", type=_names, default=list(race.RACE_OPTIMIZERS),
-                   help="comma-separated, from gd,momentum,rmsprop,adam")
-    p.add_argument("--steps", type=_positive_int, default=None, help="default depends on the surface")
+    p = commands.add_parser("race", help="optimizer paths over the contours of a 2-D loss surface",
+                            formatter_class=_HelpFormatter)
+    p.add_argument("--surface", choices=list(SURFACES), default="beale", help="the loss surface")
+    p.add_argument("--optimizers", type=_names, default=list(race.ARTICLE_OPTIMIZERS),
+                   help=f"comma-separated, from {','.join(registry.names())}")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="steps per optimizer (default per surface: "
+                        + ", ".join(f"{name} {s.steps}" for name, s in SURFACES.items()) + ")")
     p.add_argument("--lr", type=_learning_rates, default=None,
-                   help="one rate for all, or per optimizer: adam=0.05,gd=0.001 (defaults depend on the surface)")
-    p.add_argument("--start", type=_point, default=None, help="x,y (default depends on the surface)")
+                   help="one rate for all, or per optimizer: adam=0.05,gd=0.001 (default tuned per surface, in "
+                        "tinygrad_lite/surfaces.py; a rule without one there takes its train default)")
+    p.add_argument("--start", type=_point, default=None,
+                   help="x,y (default per surface: "
+                        + ", ".join(f"{name} {_shown(s.start)}" for name, s in SURFACES.items()) + ")")
     p.add_argument("--out", default="runs/race", help="folder for race.png, race.csv and race.gif")
     p.add_argument("--gif", action="store_true", help="also write race.gif, the paths growing over time")
     p.set_defaults(run=_race)
@@ -284,10 +373,11 @@ def _race(args: argparse.Namespace) -> None:
 
 
 def _add_ema(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("ema", help="moving averages of a noisy series, with and without bias correction")
+    p = commands.add_parser("ema", help="moving averages of a noisy series, with and without bias correction",
+                            formatter_class=_HelpFormatter)
     p.add_argument("--points", type=_positive_int, default=365, help="length of the series")
-    p.add_argument("--betas", type=_betas, default=ema.DEFAULT_BETAS, help="comma-separated, e.g. 0.5,0.9,0.98")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--betas", type=_betas, default=ema.DEFAULT_BETAS, help="comma-separated")
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the noise")
     p.add_argument("--out", default="runs/ema", help="folder for ema.png and ema.csv")
     p.set_defaults(run=_ema)
 
@@ -303,18 +393,22 @@ def _ema(args: argparse.Namespace) -> None:
 
 
 def _add_batches(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("batches", help="batch, mini-batch and stochastic gradient descent on one MLP")
+    p = commands.add_parser("batches", help="batch, mini-batch and stochastic gradient descent on one MLP",
+                            formatter_class=_HelpFormatter)
     p.add_argument("--sizes", type=_batch_sizes, default=batches.DEFAULT_BATCH_SIZES,
-                   help="comma-separated batch sizes, 'full' for the whole dataset (default full,512,256,128,64,1)")
-    p.add_argument("--dataset", choices=sorted(set(training.DATASETS) - {"regression"}), default="moons")
+                   help="comma-separated batch sizes, 'full' for the whole dataset")
+    p.add_argument("--dataset", choices=sorted(set(training.DATASETS) - {"regression"}), default="moons",
+                   help="the data")
     p.add_argument("--samples", type=_positive_int, default=1024, help="dataset size")
-    p.add_argument("--hidden", type=_sizes, default=(32, 32), help="hidden sizes, e.g. 32,32")
-    p.add_argument("--optimizer", choices=list(race.RACE_OPTIMIZERS), default="gd")
-    p.add_argument("--lr", type=_positive_float, default=0.1)
-    p.add_argument("--epochs", type=_positive_int, default=20)
+    p.add_argument("--hidden", type=_sizes, default=(32, 32), help="hidden sizes")
+    p.add_argument("--optimizer", type=_optimizer, default="gd", help=f"one of {','.join(registry.names())}")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default the optimizer's for the dataset: " + _lr_defaults() + ")")
+    p.add_argument("--epochs", type=_positive_int, default=20, help="passes over the dataset")
     p.add_argument("--evals-per-epoch", type=_positive_int, default=4, help="how often J is logged")
-    p.add_argument("--max-seconds", type=_positive_float, default=None, help="cap on each run's training time")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--max-seconds", type=_positive_float, default=None,
+                   help="cap on each run's training time (default no cap)")
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the dataset, the weights and the shuffling")
     p.add_argument("--out", default="runs/batches", help="folder for batches.png and batches.csv")
     p.set_defaults(run=_batches)
 
@@ -337,22 +431,20 @@ def _batches(args: argparse.Namespace) -> None:
 
 
 def _add_compare(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("compare", help="loss curves of GD, Momentum, RMSProp and Adam on one network")
-    p.add_argument("--optimizers", type=_names, default=list(compare.DEFAULT_LR),
-                   help="comma-separated, from gd,momentum,rmsprop,adam")
+    p = commands.add_parser("compare", help="loss curves of GD, Momentum, RMSProp and Adam on one network",
+                            formatter_class=_HelpFormatter)
+    p.add_argument("--optimizers", type=_names, default=list(race.ARTICLE_OPTIMIZERS),
+                   help=f"comma-separated, from {','.join(registry.names())}")
     p.add_argument("--lr", type=_learning_rates, default=None,
-                   help="one rate for all, or per optimizer: adam=0.01,gd=0.5 (default "
-                        + ",".join(f"{k}={v:g}" for k, v in compare.DEFAULT_LR.items()) + "; "
-                        + ", ".join(f"{'gd' if name == 'sgd' else name}={lr:g} on {dataset}"
-                                    for (dataset, name), lr in training.DATASET_LR.items() if dataset != "regression")
-                        + ")")
-    p.add_argument("--dataset", choices=sorted(set(training.DATASETS) - {"regression"}), default="spiral")
+                   help="one rate for all, or per optimizer: adam=0.01,gd=0.5 (default " + _lr_defaults() + ")")
+    p.add_argument("--dataset", choices=sorted(set(training.DATASETS) - {"regression"}), default="spiral",
+                   help="the data")
     p.add_argument("--samples", type=_positive_int, default=300, help="dataset size")
-    p.add_argument("--hidden", type=_sizes, default=(64, 64), help="hidden sizes, e.g. 64,64")
+    p.add_argument("--hidden", type=_sizes, default=(64, 64), help="hidden sizes")
     p.add_argument("--batch-size", type=_batch_size, default=64, help="examples per step; 'full' for batch GD")
-    p.add_argument("--epochs", type=_positive_int, default=100)
+    p.add_argument("--epochs", type=_positive_int, default=100, help="passes over the dataset")
     p.add_argument("--target", type=_positive_float, default=0.1, help="the loss to reach")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the dataset, the weights and the shuffling")
     p.add_argument("--out", default="runs/compare", help="folder for compare.png, compare.csv, compare_targets.csv")
     p.set_defaults(run=_compare)
 
@@ -378,12 +470,20 @@ def _compare(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input, with one line on stderr).
 
-    Only UsageError becomes status 2; any other exception propagates with its traceback (status 1).
+    Only UsageError becomes status 2; any other exception propagates with its traceback (status 1). Output
+    into a pipe that closed early (`tinygrad-lite race | head -1`) ends quietly with status 0.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
-        args.run(args)
+        args.argv = argv
+        status = args.run(args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's own flush at exit
     except UsageError as error:
         print(str(error).replace("\n", " "), file=sys.stderr)
         return 2
-    return 0
+    except BrokenPipeError:
+        # Whoever read our output has stopped; later writes (and the flush at exit) must not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return status

@@ -3,7 +3,7 @@
 Each surface is an ordinary function of two Tensors, so its gradient comes from autograd like any
 network's, and the same code evaluates a whole grid for the contour plot. A `Surface` carries the
 function with what a race needs: the known minima, a plotting window, a start and per-optimizer
-learning rates that give a clear picture.
+learning rates that give a clear picture (keyed by `optim.registry` names; "gd" is "sgd").
 """
 
 from __future__ import annotations
@@ -87,25 +87,25 @@ class Surface:
 SURFACES: dict[str, Surface] = {
     "beale": Surface(
         "beale", beale, minima=((3.0, 0.5),), xlim=(-4.5, 4.5), ylim=(-4.5, 4.5), start=(1.0, 1.5), steps=500,
-        lr={"gd": 0.01, "momentum": 0.02, "rmsprop": 0.03, "adam": 0.1},
+        lr={"gd": 0.01, "momentum": 0.02, "rmsprop": 0.03, "adam": 0.1, "adamw": 0.1},
     ),
     "rosenbrock": Surface(
         "rosenbrock", rosenbrock, minima=((1.0, 1.0),), xlim=(-2.0, 2.0), ylim=(-1.0, 3.0), start=(-1.5, 2.5),
-        steps=1000, lr={"gd": 0.001, "momentum": 0.01, "rmsprop": 0.01, "adam": 0.05},
+        steps=1000, lr={"gd": 0.001, "momentum": 0.01, "rmsprop": 0.01, "adam": 0.05, "adamw": 0.05},
     ),
     "himmelblau": Surface(
         "himmelblau", himmelblau,
         minima=((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)),
         xlim=(-5.0, 5.0), ylim=(-5.0, 5.0), start=(-0.3, -0.9), steps=200,
-        lr={"gd": 0.01, "momentum": 0.02, "rmsprop": 0.02, "adam": 0.05},
+        lr={"gd": 0.01, "momentum": 0.02, "rmsprop": 0.02, "adam": 0.05, "adamw": 0.05},
     ),
     "saddle": Surface(
         "saddle", saddle, minima=(), xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), start=(1.8, 0.001), steps=100,
-        lr={"gd": 0.05, "momentum": 0.1, "rmsprop": 0.01, "adam": 0.05}, log_scale=False,
+        lr={"gd": 0.05, "momentum": 0.1, "rmsprop": 0.01, "adam": 0.05, "adamw": 0.05}, log_scale=False,
         saddle_points=((0.0, 0.0),),
     ),
     "ravine": Surface(
         "ravine", ravine, minima=((0.0, 0.0),), xlim=(-10.5, 1.5), ylim=(-1.5, 1.5), start=(-10.0, 1.0),
-        steps=100, lr={"gd": 0.095, "momentum": 0.095, "rmsprop": 0.095, "adam": 0.095},
+        steps=100, lr={"gd": 0.095, "momentum": 0.095, "rmsprop": 0.095, "adam": 0.095, "adamw": 0.095},
     ),
 }

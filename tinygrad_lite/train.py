@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import itertools
 import os
-import time
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygrad_lite import checkpoint, data, nn, optim
+from tinygrad_lite import checkpoint, data, loop, nn, optim
 from tinygrad_lite._tensor import Tensor, no_grad
-from tinygrad_lite.rng import manual_seed
+from tinygrad_lite.optim import registry
+from tinygrad_lite.optim.base import DEFAULT_BACKEND
+from tinygrad_lite.rng import generator, manual_seed
 
 DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "spiral": data.make_spiral,
@@ -30,28 +34,16 @@ REAL_DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
     "wine": data.load_wine,
 }
 REAL_TEST_FRACTION = 0.2
-OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
-    "sgd": optim.SGD,
-    "momentum": optim.Momentum,
-    "rmsprop": optim.RMSProp,
-    "adam": optim.Adam,
-    "adamw": optim.AdamW,
-}
-# Learning rates that train the default MLP well; plain gradient descent needs a larger step.
-DEFAULT_LR = {"sgd": 0.5, "momentum": 0.5, "rmsprop": 0.005, "adam": 0.01, "adamw": 0.01}
-# Where those diverge: blobs' inputs reach +-10 and regression's targets (with a squared error) are large, so
-# their gradients are far larger than the spiral's. These train at every batch size, full to 1.
-DATASET_LR = {("blobs", "sgd"): 0.1, ("regression", "sgd"): 0.02, ("regression", "momentum"): 0.02}
-
-
-def default_lr(dataset: str, optimizer: str) -> float:
-    """The learning rate `train` uses when `TrainConfig.lr` is None: DATASET_LR, else DEFAULT_LR."""
-    return DATASET_LR.get((dataset, optimizer), DEFAULT_LR[optimizer])
 
 
 @dataclass
 class TrainConfig:
-    """Everything `tinygrad-lite train` can set, with its defaults."""
+    """Everything `tinygrad-lite train` can set, with its defaults.
+
+    `optimizer` is any name or alias in `optim.registry` ("gd" is "sgd"); `lr=None` takes the registry's
+    default for the optimizer and dataset. `train` refuses an `out` that already holds a run unless
+    `resume` continues it or `overwrite` is set.
+    """
 
     dataset: str = "spiral"
     samples: int = 300
@@ -63,13 +55,22 @@ class TrainConfig:
     seed: int = 0
     backend: str | None = None
     out: str | None = "runs/train"
+    overwrite: bool = False  # replace the run already in `out`
     progress: bool = True
     resume: str | None = None  # a checkpoint written by an earlier run with the same settings
     save_every: int | None = None  # epochs between checkpoints in `out` (one is always written at the end)
     test_fraction: float | None = None  # held out for test accuracy; None: 0.2 for real datasets, 0 for toy ones
 
 
+    def resolved(self) -> TrainConfig:
+        """A copy with the canonical optimizer name, its learning rate and the backend filled in."""
+        optimizer = registry.canonical(self.optimizer)
+        lr = registry.default_lr(optimizer, self.dataset) if self.lr is None else self.lr
+        return dataclasses.replace(self, optimizer=optimizer, lr=lr, backend=self.backend or DEFAULT_BACKEND)
+
+
 CHECKPOINT = "checkpoint.safetensors"
+METRICS = "metrics.csv"
 # The settings a resumed run must share with the run that wrote the checkpoint (epochs and backend may differ).
 _RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed", "test_fraction")
 
@@ -128,76 +129,141 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, regression: bool) -
         return nn.functional.cross_entropy(output, y).item(), float(np.mean(output.data.argmax(axis=1) == y))
 
 
-def train(config: TrainConfig) -> TrainResult:
+class OutputExists(ValueError):
+    """`TrainConfig.out` already holds a run, and neither `resume` nor `overwrite` says what to do with it."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped `train`; the run up to `epoch` was saved in `checkpoint` (None if no epoch ended).
+
+    A KeyboardInterrupt, so a script that calls `train` still stops on Ctrl-C as it would without it.
+    """
+
+    def __init__(self, signum: int, epoch: int, epochs: int, checkpoint: str | None) -> None:
+        self.signal, self.epoch, self.epochs, self.checkpoint = signum, epoch, epochs, checkpoint
+        self.exit_status = 128 + signum  # the shell's status of a process ended by the signal
+        super().__init__(f"interrupted by {signal.Signals(signum).name} after epoch {epoch} of {epochs}")
+
+
+def holds_run(folder: str) -> bool:
+    """Whether `folder` has a run's metrics.csv or checkpoint in it."""
+    return any(os.path.exists(os.path.join(folder, name)) for name in (METRICS, CHECKPOINT))
+
+
+def next_free_folder(base: str = "runs/train") -> str:
+    """Create and return the first of `base`, `base2`, `base3`, ... that does not exist yet.
+
+    Creating it claims it, so two runs started together never share a folder.
+    """
+    folder = base
+    for n in itertools.count(2):
+        try:
+            os.makedirs(folder)
+            return folder
+        except FileExistsError:
+            folder = f"{base}{n}"
+
+
+def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | None = None) -> TrainResult:
     """Train per `config`; writes metrics.csv and checkpoint.safetensors into `config.out` when it is set.
 
     Each epoch's "loss" is the mean per-example loss over the epoch's training batches, each taken
-    before its step (a plain mean of the batch means would overweight a short last batch).
-    Shuffling draws from the global generator seeded with `config.seed`, and checkpoints store that
-    generator's state, so a run resumed from a checkpoint continues bit for bit like one never stopped.
+    before its step (a plain mean of the batch means would overweight a short last batch); "seconds" is
+    training time, evaluation excluded. Shuffling draws from the global generator seeded with
+    `config.seed`, and checkpoints store that generator's state, so a run resumed from a checkpoint
+    continues bit for bit like one never stopped.
+
+    With `out` set, SIGINT (Ctrl-C) and SIGTERM stop the run between two batches: the last completed
+    epoch is written to `out` and `Interrupted` is raised. `on_start(resolved config, first epoch)` is
+    called once everything is checked, before the first epoch.
     """
     if config.dataset not in DATASETS and config.dataset not in REAL_DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}, expected one of {sorted({*DATASETS, *REAL_DATASETS})}")
     test_fraction = test_fraction_of(config)
     if not 0 <= test_fraction < 1:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}, expected one of {sorted(OPTIMIZERS)}")
+    config = config.resolved()  # a ValueError names the choices for an unknown optimizer
     if config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
     if config.save_every is not None and config.save_every < 1:
         raise ValueError(f"save_every must be >= 1, got {config.save_every}")
     if config.out:
+        if holds_run(config.out) and not (config.resume or config.overwrite):
+            raise OutputExists(f"train: {config.out!r} already holds a run; resume it, overwrite it, or choose "
+                               "another folder")
         os.makedirs(config.out, exist_ok=True)  # an unusable --out fails now, not after the whole run
     manual_seed(config.seed)
     X, y, X_test, y_test = load_split(config.dataset, config.samples, test_fraction, config.seed)
     regression = config.dataset == "regression"
     n_out = 1 if regression else int(max(y.max(), y_test.max(initial=0))) + 1
     model = mlp([X.shape[1], *config.hidden, n_out])
-    lr = default_lr(config.dataset, config.optimizer) if config.lr is None else config.lr
-    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=lr, backend=config.backend)
+    optimizer = registry.create(config.optimizer, model.parameters(), lr=config.lr, backend=config.backend)
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
-    loader = data.DataLoader(X, y, batch_size=config.batch_size)
     result = TrainResult(model, optimizer)
-    settings = _settings(config, lr, test_fraction)
+    settings = _settings(config, test_fraction)
     first_epoch, seconds_before = 1, 0.0
     if config.resume:
         first_epoch, seconds_before = _resume(config, settings, result) + 1, result.final["seconds"]
 
-    epochs = range(first_epoch, config.epochs + 1)
+    if on_start is not None:
+        on_start(config, first_epoch)
     bar = None
     if config.progress:
         from tqdm import tqdm
 
-        bar = tqdm(epochs, desc=f"train {config.dataset}", unit="epoch", leave=False)
-        epochs = bar
-    start = time.perf_counter()
-    for epoch in epochs:
-        loss_sum, examples = 0.0, 0
-        for xb, yb in loader:
-            loss = loss_fn(model(Tensor(xb)), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            # The batch's mean times its size: the epoch's loss is then the mean over its examples (the
-            # article's J), so a short last batch counts for its examples, not as much as a full batch.
-            loss_sum += loss.item() * len(xb)  # .item(), never the tensor: keeping it would keep its graph
-            examples += len(xb)
+        bar = tqdm(total=config.epochs, initial=first_epoch - 1, desc=f"train {config.dataset}", unit="epoch",
+                   leave=False)
+    # The state after the last completed epoch, kept so an interruption mid-epoch can save exactly that.
+    completed = _Snapshot(result) if config.out else None
+
+    def end_epoch(end: loop.Epoch) -> None:
+        nonlocal completed
         _, accuracy = evaluate(model, X, y, regression)
-        metrics = {"epoch": epoch, "loss": loss_sum / examples, "accuracy": accuracy}
+        metrics = {"epoch": end.epoch, "loss": end.loss, "accuracy": accuracy}
         if len(X_test):
             metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, X_test, y_test, regression)
-        metrics["seconds"] = seconds_before + time.perf_counter() - start
+        metrics["seconds"] = seconds_before + end.seconds
         result.history.append(metrics)
         if bar is not None:
-            bar.set_postfix(loss=f"{loss_sum / examples:.4f}", refresh=False)
-        if config.out and config.save_every and epoch % config.save_every == 0 and epoch < config.epochs:
+            bar.set_postfix(loss=f"{end.loss:.4f}", refresh=False)
+            bar.update()
+        if config.out and config.save_every and end.epoch % config.save_every == 0 and end.epoch < config.epochs:
             save_run(result, config.out, settings)
-    if bar is not None:
-        bar.close()
-    if config.out:
-        save_run(result, config.out, settings)
+        if completed is not None and end.epoch < config.epochs:
+            completed = _Snapshot(result)
+
+    with loop.Interruption() if config.out else contextlib.nullcontext() as interruption:
+        try:
+            done = loop.fit(optimizer, data.DataLoader(X, y, batch_size=config.batch_size),
+                            lambda xb, yb: loss_fn(model(Tensor(xb)), yb), epochs=config.epochs,
+                            first_epoch=first_epoch, on_epoch=end_epoch, interruption=interruption)
+        finally:
+            if bar is not None:
+                bar.close()
+        if done.signal is not None:
+            path = None
+            if result.history:
+                completed.restore(result)
+                save_run(result, config.out, settings)
+                path = os.path.join(config.out, CHECKPOINT)
+            raise Interrupted(done.signal, done.epoch, config.epochs, path)
+        if config.out:
+            save_run(result, config.out, settings)
     return result
+
+
+class _Snapshot:
+    """Copies of a run's model, optimizer, generator and history, to put back after a partial epoch."""
+
+    def __init__(self, result: TrainResult) -> None:
+        self.model, self.optimizer = result.model.state_dict(), result.optimizer.state_dict()
+        self.rng, self.epochs = generator().bit_generator.state, len(result.history)
+
+    def restore(self, result: TrainResult) -> None:
+        result.model.load_state_dict(self.model)
+        result.optimizer.load_state_dict(self.optimizer)
+        generator().bit_generator.state = self.rng
+        del result.history[self.epochs:]
 
 
 def test_fraction_of(config: TrainConfig) -> float:
@@ -223,9 +289,9 @@ def load_split(dataset: str, samples: int, test_fraction: float,
     return X, y, X_test, y_test
 
 
-def _settings(config: TrainConfig, lr: float, test_fraction: float) -> dict:
+def _settings(config: TrainConfig, test_fraction: float) -> dict:
     return {"dataset": config.dataset, "samples": config.samples, "hidden": list(config.hidden),
-            "optimizer": config.optimizer, "lr": lr, "batch_size": config.batch_size, "seed": config.seed,
+            "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
             "test_fraction": test_fraction}
 
 
@@ -265,7 +331,7 @@ def _resume_file(path: str) -> Iterator[None]:
 def save_run(result: TrainResult, out: str, settings: dict | None = None) -> None:
     """Write metrics.csv and checkpoint.safetensors (model, optimizer, generator, history) into `out`."""
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "metrics.csv"), "w", newline="") as f:
+    with open(os.path.join(out, METRICS), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(result.history[0]))
         writer.writeheader()
         writer.writerows(result.history)

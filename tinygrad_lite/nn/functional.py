@@ -336,7 +336,12 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
     per_class = None if class_weight is None else class_weight.reshape((classes,) + (1,) * (input.ndim - 1 - class_dim))
     log_probs = input.log_softmax(axis=class_dim)
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if target_data.shape == input.shape and target_data.dtype.kind == "f":
+    if target_data.shape == input.shape:  # class indices have no class dim, so the shapes tell them apart
+        if target_data.dtype.kind != "f":
+            raise ValueError(f"cross_entropy: a target of the input's shape {input.shape} holds class probabilities "
+                             f"and must be floating point, got {target_data.dtype}")
+        if ignore_index != -100:
+            raise ValueError("cross_entropy: ignore_index is not supported for probability targets")
         probs = as_tensor(target, input)
         if label_smoothing > 0:
             probs = probs * (1 - label_smoothing) + label_smoothing / classes

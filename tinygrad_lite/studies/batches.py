@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tinygrad_lite import train as training
+from tinygrad_lite.optim import registry
 from tinygrad_lite.rng import manual_seed
 from tinygrad_lite.studies.curves import Curve, train_curve, warm_up
-from tinygrad_lite.studies.race import RACE_OPTIMIZERS
 from tinygrad_lite.studies.records import write_csv
 
 DEFAULT_BATCH_SIZES: tuple[int | None, ...] = (None, 512, 256, 128, 64, 1)  # None is the full batch
@@ -43,15 +43,17 @@ class BatchStudy:
 
 
 def batch_study(sizes: tuple[int | None, ...] = DEFAULT_BATCH_SIZES, *, dataset: str = "moons", samples: int = 1024,
-                hidden: tuple[int, ...] = (32, 32), optimizer: str = "gd", lr: float = 0.1, epochs: int = 20,
+                hidden: tuple[int, ...] = (32, 32), optimizer: str = "gd", lr: float | None = None, epochs: int = 20,
                 evals_per_epoch: int = 4, max_seconds: float | None = None, seed: int = 0) -> BatchStudy:
-    """Train the same initial MLP on the same data once per batch size; each run is capped at `max_seconds`."""
+    """Train the same initial MLP on the same data once per batch size; each run is capped at `max_seconds`.
+
+    `optimizer` is any name in `optim.registry`; `lr=None` takes its default for `dataset`.
+    """
     if dataset not in training.DATASETS:
         raise ValueError(f"batch_study: unknown dataset {dataset!r}, expected one of {sorted(training.DATASETS)}")
     if dataset == "regression":
         raise ValueError("batch_study: needs a classification dataset, got 'regression'")
-    if optimizer not in RACE_OPTIMIZERS:
-        raise ValueError(f"batch_study: unknown optimizer {optimizer!r}, expected one of {sorted(RACE_OPTIMIZERS)}")
+    lr = registry.default_lr(optimizer, dataset) if lr is None else lr  # a ValueError names the choices
     if any(size is not None and size < 1 for size in sizes):
         raise ValueError(f"batch_study: batch sizes must be >= 1 or None (full batch), got {sizes}")
     X, y = training.DATASETS[dataset](samples, seed=seed)
@@ -61,7 +63,7 @@ def batch_study(sizes: tuple[int | None, ...] = DEFAULT_BATCH_SIZES, *, dataset:
     for size in sizes:
         manual_seed(seed)  # the same initial weights for every batch size
         model = training.mlp(sizes_of)
-        opt = RACE_OPTIMIZERS[optimizer](model.parameters(), lr=lr)
+        opt = registry.create(optimizer, model.parameters(), lr=lr)
         study.sizes.append(size)
         study.curves.append(train_curve(model, opt, X, y, batch_size=size, epochs=epochs,
                                         evals_per_epoch=evals_per_epoch, max_seconds=max_seconds, seed=seed))

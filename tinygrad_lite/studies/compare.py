@@ -5,14 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tinygrad_lite import train as training
+from tinygrad_lite.optim import registry
 from tinygrad_lite.rng import manual_seed
 from tinygrad_lite.studies.curves import Curve, train_curve, warm_up
-from tinygrad_lite.studies.race import RACE_OPTIMIZERS
+from tinygrad_lite.studies.race import ARTICLE_OPTIMIZERS
 from tinygrad_lite.studies.records import write_csv
-
-# The train command's learning rates ("gd" is its "sgd"); the article's Momentum averages dW, so it takes GD's lr.
-# These are the default dataset's; `compare` takes `train.default_lr` of the dataset it runs on.
-DEFAULT_LR = {name: training.DEFAULT_LR["sgd" if name == "gd" else name] for name in RACE_OPTIMIZERS}
 
 
 @dataclass
@@ -50,29 +47,32 @@ class Comparison:
         return table
 
 
-def compare(optimizers: tuple[str, ...] = tuple(DEFAULT_LR), lr: dict[str, float] | None = None, *,
+def compare(optimizers: tuple[str, ...] = ARTICLE_OPTIMIZERS, lr: dict[str, float] | None = None, *,
             dataset: str = "spiral", samples: int = 300, hidden: tuple[int, ...] = (64, 64),
             batch_size: int | None = 64, epochs: int = 100,
             target: float = 0.1, seed: int = 0) -> Comparison:
-    """Train the same initial network on the same batches with each optimizer, logging J after every step."""
+    """Train the same initial network on the same batches with each optimizer, logging J after every step.
+
+    Names are any in `optim.registry`; `lr` (keyed by any of their names) overrides the registry's default
+    learning rates for `dataset`.
+    """
     if dataset not in training.DATASETS or dataset == "regression":
         raise ValueError(f"compare: unknown or non-classification dataset {dataset!r}, expected one of "
                          f"{sorted(set(training.DATASETS) - {'regression'})}")
-    rates = {**{name: training.default_lr(dataset, "sgd" if name == "gd" else name) for name in RACE_OPTIMIZERS},
-             **(lr or {})}
+    rules = [registry.canonical(name) for name in optimizers]  # a ValueError names the choices
+    rates = {**{rule: registry.default_lr(rule, dataset) for rule in rules},
+             **{registry.canonical(name): rate for name, rate in (lr or {}).items()}}
     X, y = training.DATASETS[dataset](samples, seed=seed)
     sizes_of = [X.shape[1], *hidden, int(y.max()) + 1]
     warm_up(training.mlp(sizes_of), X, y)
     result = Comparison(target)
-    for name in optimizers:
-        if name not in RACE_OPTIMIZERS:
-            raise ValueError(f"compare: unknown optimizer {name!r}, expected one of {sorted(RACE_OPTIMIZERS)}")
+    for name, rule in zip(optimizers, rules):
         manual_seed(seed)  # the same initial weights for every optimizer
         model = training.mlp(sizes_of)
-        opt = RACE_OPTIMIZERS[name](model.parameters(), lr=rates[name])
+        opt = registry.create(rule, model.parameters(), lr=rates[rule])
         steps_per_epoch = -(-samples // (batch_size or samples))
         result.optimizers.append(name)
-        result.lrs.append(rates[name])
+        result.lrs.append(rates[rule])
         result.curves.append(train_curve(model, opt, X, y, batch_size=batch_size, epochs=epochs,
                                          evals_per_epoch=steps_per_epoch, seed=seed))
     return result

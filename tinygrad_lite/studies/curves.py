@@ -7,12 +7,11 @@ stopped while J is evaluated, so `seconds` is training time only and compares fa
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygrad_lite import data, nn, optim
+from tinygrad_lite import data, loop, nn, optim
 from tinygrad_lite._tensor import Tensor, no_grad
 
 
@@ -54,28 +53,20 @@ def train_curve(model: nn.Module, optimizer: optim.Optimizer, X: np.ndarray, y: 
     loss_fn = nn.CrossEntropyLoss()
     curve = Curve()
 
-    def log(step: int, seconds: float) -> None:
-        curve.steps.append(step)
-        curve.epochs.append(step / steps_per_epoch)
+    def log(steps: int, seconds: float) -> None:
+        curve.steps.append(steps)
+        curve.epochs.append(steps / steps_per_epoch)
         curve.seconds.append(seconds)
         curve.losses.append(cost(model, X, y))
 
-    step, seconds = 0, 0.0
-    log(step, seconds)
-    for _ in range(epochs):
-        started = time.perf_counter()
-        for i, (xb, yb) in enumerate(loader, 1):
-            loss = loss_fn(model(Tensor(xb)), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if i % log_every == 0 or i == steps_per_epoch:
-                seconds += time.perf_counter() - started
-                log(step, seconds)
-                if not math.isfinite(curve.losses[-1]) or (max_seconds is not None and seconds >= max_seconds):
-                    return curve
-                started = time.perf_counter()
+    def on_step(step: loop.Step) -> bool:
+        if step.batch % log_every and step.batch != steps_per_epoch:
+            return False
+        log(step.steps, step.seconds)  # `fit` stops its clock while hooks run: J's evaluation is not timed
+        return not math.isfinite(curve.losses[-1]) or (max_seconds is not None and step.seconds >= max_seconds)
+
+    log(0, 0.0)
+    loop.fit(optimizer, loader, lambda xb, yb: loss_fn(model(Tensor(xb)), yb), epochs=epochs, on_step=on_step)
     return curve
 
 
@@ -85,10 +76,6 @@ def warm_up(model: nn.Module, X: np.ndarray, y: np.ndarray) -> None:
     The first steps of a process pay one-off costs (BLAS start-up, allocator growth) that would
     otherwise be charged to whichever run is timed first.
     """
-    opt = optim.SGD(model.parameters(), lr=0.0)
     loss_fn = nn.CrossEntropyLoss()
-    for rows in (slice(None), slice(0, 1)) * 3:
-        loss = loss_fn(model(Tensor(X[rows])), y[rows])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    batches = [(X[rows], y[rows]) for rows in (slice(None), slice(0, 1)) * 3]
+    loop.fit(optim.SGD(model.parameters(), lr=0.0), batches, lambda xb, yb: loss_fn(model(Tensor(xb)), yb), epochs=1)

@@ -10,18 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygrad_lite import optim
+from tinygrad_lite import loop
 from tinygrad_lite._tensor import Tensor
+from tinygrad_lite.optim import registry
 from tinygrad_lite.studies.records import write_csv
 from tinygrad_lite.surfaces import Surface
 
-# The article's names: plain gradient descent is SGD without momentum; Momentum is its moving-average form.
-RACE_OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
-    "gd": optim.SGD,
-    "momentum": optim.Momentum,
-    "rmsprop": optim.RMSProp,
-    "adam": optim.Adam,
-}
+# The article's four, by its names: plain gradient descent ("gd", the registry's sgd), Momentum, RMSProp, Adam.
+ARTICLE_OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
 # A path whose |x| or |y| passes this has diverged: it is off any plot and its numbers are about to overflow.
 DIVERGED = 1e6
 
@@ -63,44 +59,44 @@ class RaceResult:
 
 
 def run_path(surface: Surface, optimizer: str, lr: float, steps: int, start: tuple[float, float]) -> Path:
-    """Step `optimizer` (a RACE_OPTIMIZERS name) `steps` times on `surface` from `start`."""
-    if optimizer not in RACE_OPTIMIZERS:
-        raise ValueError(f"race: unknown optimizer {optimizer!r}, expected one of {sorted(RACE_OPTIMIZERS)}")
+    """Step `optimizer` (any registry name) `steps` times on `surface` from `start`."""
+    rule = registry.rule(optimizer)
     if steps < 1:
         raise ValueError(f"race: steps must be >= 1, got {steps}")
     x = Tensor(np.float64(start[0]), requires_grad=True)
     y = Tensor(np.float64(start[1]), requires_grad=True)
-    opt = RACE_OPTIMIZERS[optimizer]([x, y], lr=lr)
-    points, losses = [], []
-    diverged = False
-    for step in range(steps + 1):
-        loss = surface(x, y)
-        value = loss.item()
+    points, losses = [(x.item(), y.item())], []
+
+    def record(step: loop.Step) -> bool:
+        losses.append(step.loss)  # the loss at points[-1], where this step started
+        if _diverged(points[-1], step.loss):
+            return True
         points.append((x.item(), y.item()))
-        losses.append(value)
-        if not np.isfinite(value) or max(abs(points[-1][0]), abs(points[-1][1])) > DIVERGED:
-            diverged = True
-            break
-        if step == steps:
-            break
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return Path(optimizer, lr, np.array(points), np.array(losses), diverged)
+        return False
+
+    # One "epoch" per step: the batch is the surface itself, with no data.
+    done = loop.fit(rule.optimizer([x, y], lr=lr), [(None, None)], lambda *_: surface(x, y), epochs=steps,
+                    on_step=record)
+    if not done.stopped:
+        losses.append(float(surface.value(*points[-1])))
+    return Path(optimizer, lr, np.array(points), np.array(losses), _diverged(points[-1], losses[-1]))
+
+
+def _diverged(point: tuple[float, float], loss: float) -> bool:
+    return not np.isfinite(loss) or max(abs(point[0]), abs(point[1])) > DIVERGED
 
 
 def race(surface: Surface, optimizers: list[str], steps: int | None = None, lr: dict[str, float] | None = None,
          start: tuple[float, float] | None = None) -> RaceResult:
-    """Run each optimizer from the same start; `lr` overrides the surface's per-optimizer learning rates."""
+    """Run each optimizer from the same start; `lr` overrides the surface's per-optimizer learning rates.
+
+    Names are any in `optim.registry`; a rule the surface has no rate for takes the registry's default.
+    """
     start = surface.start if start is None else start
     steps = surface.steps if steps is None else steps
-    rates = {**surface.lr, **(lr or {})}
-    unknown = [name for name in optimizers if name not in RACE_OPTIMIZERS]
-    if unknown:
-        raise ValueError(f"race: unknown optimizer {unknown[0]!r}, expected one of {sorted(RACE_OPTIMIZERS)}")
+    rates = {registry.canonical(name): rate for name, rate in {**surface.lr, **(lr or {})}.items()}
     result = RaceResult(surface, start)
     for name in optimizers:
-        if name not in rates:
-            raise ValueError(f"race: no learning rate for optimizer {name!r} on {surface.name}")
-        result.paths.append(run_path(surface, name, rates[name], steps, start))
+        rule = registry.canonical(name)
+        result.paths.append(run_path(surface, name, rates.get(rule, registry.default_lr(rule)), steps, start))
     return result

@@ -9,6 +9,7 @@ knows nothing of optimizers.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,29 +27,48 @@ def _address(array: np.ndarray) -> int:
     return array.__array_interface__["data"][0]
 
 
+# id(buffer) -> weak references to the buffer and to the grads seen to tile it. An optimizer's grads are the
+# same view objects from step to step, so the tiling is verified once rather than on every call.
+_tilings: dict[int, tuple[weakref.ref, tuple[weakref.ref, ...]]] = {}
+
+
+def _tiles(base: Any, members: list[np.ndarray]) -> bool:
+    """True when `members` (views of `base`) cover the 1-D buffer `base` exactly: no gap and no overlap."""
+    known = _tilings.get(id(base))
+    if (known is not None and known[0]() is base and len(known[1]) == len(members)
+            and all(ref() is a for ref, a in zip(known[1], members))):
+        return True
+    if not (isinstance(base, np.ndarray) and base.ndim == 1 and base.flags.c_contiguous
+            and all(a.flags.c_contiguous and a.dtype == base.dtype for a in members)):
+        return False
+    end = _address(base)
+    for start, a in sorted(((_address(a), a) for a in members), key=lambda pair: pair[0]):
+        if start != end:
+            return False
+        end += a.nbytes
+    if end != _address(base) + base.nbytes:
+        return False
+    if len(_tilings) >= 64:  # forget buffers that have gone (or a surplus), keeping the table small
+        _tilings.clear()
+    _tilings[id(base)] = (weakref.ref(base), tuple(weakref.ref(a) for a in members))
+    return True
+
+
 def _regions(arrays: list[np.ndarray]) -> list[np.ndarray]:
     """The arrays to reduce: each buffer that the arrays tile exactly (no gap, no overlap), else the arrays."""
     regions: list[np.ndarray] = []
-    by_base: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+    views: dict[int, tuple[Any, list[np.ndarray]]] = {}
     for a in arrays:
         base = a.base
-        if (isinstance(base, np.ndarray) and base.ndim == 1 and base.flags.c_contiguous and a.flags.c_contiguous
-                and base.dtype == a.dtype and a.size):
-            by_base.setdefault(id(base), (base, []))[1].append(a)
-        else:
+        if base is None:
             regions.append(a)
-    for base, members in by_base.values():
-        members.sort(key=_address)
-        end = _address(base)
-        for a in members:
-            if _address(a) != end:
-                break
-            end += a.nbytes
         else:
-            if end == _address(base) + base.nbytes:
-                regions.append(base)
-                continue
-        regions.extend(members)
+            views.setdefault(id(base), (base, []))[1].append(a)
+    for base, members in views.values():
+        if _tiles(base, members):
+            regions.append(base)
+        else:
+            regions.extend(members)
     return regions
 
 
