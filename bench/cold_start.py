@@ -45,6 +45,7 @@ import numpy as np
 parts = {{}}
 def mark(name):
     parts[name] = time.perf_counter() - wall
+    parts[name + " cpu"] = time.process_time() - cpu
 if "{backend}" == "torch":
     import torch
     mark("import")
@@ -66,7 +67,6 @@ else:
     opt = optim.Adam(model.parameters(), lr=1e-3, backend="{backend}")
 opt.step()
 mark("first step")
-parts["cpu"] = time.process_time() - cpu
 print(json.dumps(parts))
 """
 
@@ -119,13 +119,14 @@ def main() -> None:
         if name.endswith("in parts"):
             previous = None
             for part in PARTS:
-                rows.append([f"{name}: {part}", "", "", summary([r[part] - (r[previous] if previous else 0.0)
-                                                                for r in runs]), ""])
+                wall = summary([r[part] - (r[previous] if previous else 0.0) for r in runs])
+                cpu = summary([r[part + " cpu"] - (r[previous + " cpu"] if previous else 0.0) for r in runs])
+                rows.append([f"{name}: {part}", "", "", f"{wall}; cpu {cpu}", ""])
                 previous = part
             continue
         rows.append([name, summary([r["import"] for r in runs]),
                      summary([r["first step"] - r["import"] for r in runs]),
-                     summary([r["first step"] for r in runs]) + f"; cpu {summary([r['cpu'] for r in runs])}",
+                     summary([r["first step"] for r in runs]) + f"; cpu {summary([r['first step cpu'] for r in runs])}",
                      summary([r["process"] for r in runs])])
     body = (f"Seconds, median (min-max) over {RUNS} fresh processes each, the rows interleaved. `import`: from "
             "before `import numpy` to after `import tinygrad_lite` (or torch); `to first step`: building the model, "
