@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import sys
@@ -15,6 +17,8 @@ for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's tinygrad_lite, even if another copy is installed
+
+from tqdm import tqdm  # noqa: E402
 
 from tinygrad_lite.cli import main  # noqa: E402
 
@@ -36,17 +40,21 @@ FIGURES = {
 
 
 def make(out: Path) -> None:
-    """Run each command and copy its PNG to out/<name>.png."""
+    """Run each command and copy its PNG to out/<name>.png, under a progress bar (the whole run takes a minute)."""
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        for name, argv in FIGURES.items():
+    with tempfile.TemporaryDirectory() as scratch, tqdm(FIGURES.items(), unit="figure") as figures:
+        for name, argv in figures:
+            figures.set_postfix_str(name)
             folder = Path(scratch) / name
-            status = main([*argv, "--out", str(folder)])
+            said = io.StringIO()
+            with contextlib.redirect_stdout(said):  # the commands' own report would tear the bar
+                status = main([*argv, "--out", str(folder)])
             if status != 0:
+                print(said.getvalue(), end="")
                 raise SystemExit(status)
             (png,) = folder.glob("*.png")
             shutil.copyfile(png, out / f"{name}.png")
-            print(f"{out / name}.png  <-  tinygrad-lite {' '.join(argv)}")
+            figures.write(f"{out / name}.png  <-  tinygrad-lite {' '.join(argv)}")
 
 
 if __name__ == "__main__":

@@ -120,3 +120,17 @@ def test_every_help_shows_its_defaults():
     helped = subprocess.run([sys.executable, "-m", "tinygrad_lite", "train", "--help"], env=ENV, capture_output=True,
                             text=True, timeout=60).stdout
     assert "(default adam)" in " ".join(helped.split()) and "sgd=0.1 on blobs" in " ".join(helped.split())
+
+
+
+def test_ctrl_c_in_another_command_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    from tinygrad_lite import cli
+    from tinygrad_lite.studies import ema
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ema, "ema_study", interrupted)
+    assert cli.main(["ema", "--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "tinygrad-lite ema: interrupted\n"

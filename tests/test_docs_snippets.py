@@ -36,7 +36,7 @@ def _run(code: str, name: str, namespace: dict) -> str:
 def test_the_readme_snippets_run_and_the_training_loop_learns(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the introspection snippet writes graph.svg (graph.dot without Graphviz)
     blocks = [code for code, _ in _blocks("README.md")]
-    assert len(blocks) == 2 and all(_runnable(code) for code in blocks)
+    assert len(blocks) == 3 and all(_runnable(code) for code in blocks)
     loop: dict = {}
     _run(blocks[0], "README.md training loop", loop)
     assert loop["accuracy"] > 0.8 and loop["running_loss"] / 5 < 0.5  # the last epoch's 5 batches (J starts at log 3)
@@ -44,6 +44,11 @@ def test_the_readme_snippets_run_and_the_training_loop_learns(tmp_path, monkeypa
     assert printed.splitlines()[0].split() == ["step", "op", "inputs", "->", "output", "grad", "in", "grads", "out",
                                                "(one", "per", "input)"]
     assert (tmp_path / "graph.svg").exists() or (tmp_path / "graph.dot").exists()
+    higher: dict = {}
+    _run(blocks[2], "README.md higher derivatives", higher)
+    np.testing.assert_allclose(higher["h"].data, [6.0, 12.0])
+    np.testing.assert_allclose(higher["H"].data, np.diag([6.0, 12.0]))
+    np.testing.assert_allclose(higher["Hv"].data, [6.0, 12.0])
 
 
 def test_the_optimizer_guides_runnable_snippets_print_their_figures():

@@ -136,6 +136,18 @@ def test_all_batch_sizes_start_from_the_same_weights_and_log_full_batch_as_the_d
     assert study.curves[1].epochs == [0, 1 / 3, 2 / 3, 1]
 
 
+def test_every_batch_size_trains_the_epochs_and_the_time_budget():
+    study = batch_study((None, 16, 4), samples=64, epochs=2, evals_per_epoch=2, seconds=0.3)
+    assert (study.epochs, study.seconds) == (2, 0.3)
+    for size, curve in zip(study.sizes, study.curves):
+        steps_per_epoch = 1 if size is None else 64 // size
+        assert curve.seconds[-1] >= 0.3 and curve.epochs[-1] >= 2  # whichever came later
+        within = [e for e in curve.epochs if e <= 2]
+        assert within == [k / min(2, steps_per_epoch) for k in range(len(within))]  # evals_per_epoch up to epochs
+        later = curve.seconds[len(within) - 1:-1]  # the last point is where the budget ran out
+        assert all(b >= 1.2 * a for a, b in zip(later, later[1:]))  # each log 20% later: even on a log axis
+
+
 def test_batch_size_one_is_bounded_by_max_seconds():
     started = time.perf_counter()
     study = batch_study((1,), samples=2000, epochs=50, evals_per_epoch=20, max_seconds=0.05)

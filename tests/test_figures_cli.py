@@ -70,22 +70,15 @@ def test_race_gif_is_an_animation_with_one_frame_per_point_up_to_the_cap(tmp_pat
         assert gif.info["duration"] == 80 and gif.info["loop"] == 0  # 1000 / GIF_FPS ms, stored in 1/100 s
 
 
-def _animate_with_funcanimation(fig, lines, result, gif_path):
+def _animate_with_funcanimation(fig, lines, ends, result, gif_path):
     """The reference: matplotlib's FuncAnimation + PillowWriter, which redraw the whole figure for every frame."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     from tinygrad_lite import plots
 
-    steps = max(len(p.points) for p in result.paths)
-    frames = np.unique(np.linspace(1, steps, min(plots.GIF_FRAMES, steps)).astype(int))
-
-    def draw(n):
-        for line, p in zip(lines, result.paths):
-            line.set_data(p.points[:n, 0], p.points[:n, 1])
-        return lines
-
+    frames, update = plots._race_frames(lines, ends, result)
     writer = PillowWriter(fps=plots.GIF_FPS)
-    FuncAnimation(fig, draw, frames=frames, blit=False).save(gif_path, writer=writer, dpi=plots.GIF_DPI)
+    FuncAnimation(fig, update, frames=frames, blit=False).save(gif_path, writer=writer, dpi=plots.GIF_DPI)
 
 
 @pytest.mark.parametrize("surface, steps, lr", [
@@ -162,7 +155,8 @@ def test_without_matplotlib_commands_print_the_install_hint_and_exit_2(tmp_path,
 
 def test_the_batches_csv_writes_the_full_batch_as_the_dataset_size(tmp_path):
     pytest.importorskip("matplotlib")
-    assert main(["batches", "--samples", "100", "--sizes", "full,50", "--epochs", "2", "--out", str(tmp_path)]) == 0
+    assert main(["batches", "--samples", "100", "--sizes", "full,50", "--epochs", "2", "--seconds", "0",
+                 "--out", str(tmp_path)]) == 0
     rows = _rows(tmp_path / "batches.csv")[1:]
     assert sorted({int(r[0]) for r in rows}) == [50, 100]
     full = np.array([[float(v) for v in r[1:]] for r in rows if r[0] == "100"])
@@ -183,3 +177,56 @@ def test_the_batches_seconds_axis_says_log_scale_only_when_it_is(tmp_path, monke
     assert by_time.get_xscale() == scale
     assert ("(log scale)" in by_time.get_xlabel()) == (scale == "log")
     plots.pyplot().close(figures[0])
+
+
+def test_race_gif_frames_show_the_step_and_each_optimizers_values_then(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from tinygrad_lite import plots
+    from tinygrad_lite.studies.race import race
+    from tinygrad_lite.surfaces import SURFACES
+
+    result = race(SURFACES["rosenbrock"], ["gd", "adam"], steps=20)
+    seen = {}
+    monkeypatch.setattr(plots, "_animate", lambda fig, lines, ends, result, path: seen.update(
+        frames=plots._race_frames(lines, ends, result), lines=lines, ends=ends, legend=lines[0].axes.get_legend()))
+    plots.plot_race(result, str(tmp_path / "race.png"), str(tmp_path / "race.gif"))
+    frames, update = seen["frames"]
+    counter = update(6)[-1]
+    assert counter.get_text() == "step 5 of 20"
+    texts = [t.get_text() for t in seen["legend"].get_texts()]
+    for path in result.paths:
+        loss = f"loss {path.losses[5]:.3g}"
+        assert any(t.startswith(f"{path.optimizer} (lr {path.lr:g}): step 5, {loss}") for t in texts), texts
+    for end, path in zip(seen["ends"], result.paths):
+        assert np.allclose(np.ravel(end.get_data()), path.points[5])  # the marker sits at the current point
+
+
+def test_ema_explains_its_line_styles_and_labels_both_axes(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from tinygrad_lite import plots
+    from tinygrad_lite.studies.ema import ema_study
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_ema(ema_study(60), str(tmp_path / "ema.png"))
+    whole, start = figures[0].axes
+    assert whole.get_ylabel() and start.get_ylabel() and whole.get_xlabel() and start.get_xlabel()
+    styles = {line.get_linestyle(): line.get_label() for line in start.get_legend().get_lines()}
+    assert "bias-corrected" in styles["-"] and "raw" in styles["--"]
+
+
+def test_batches_colours_are_distinct_and_the_time_panel_spans_the_budget(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from tinygrad_lite import plots
+    from tinygrad_lite.studies.batches import batch_study
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    study = batch_study((None, 32, 16, 8, 4, 2), samples=64, epochs=1, seconds=0.05)
+    plots.plot_batches(study, str(tmp_path / "b.png"))
+    by_epoch, by_time = figures[0].axes
+    colours = [np.array(line.get_color())[:3] for line in by_time.get_lines()]
+    # Every pair apart in RGB (a sequential map such as viridis puts neighbours about 0.18 apart).
+    assert min(np.linalg.norm(a - b) for i, a in enumerate(colours) for b in colours[i + 1:]) > 0.3
+    assert by_time.get_xlim()[1] == 0.05 and "first 0.05 s" in by_time.get_title()
+    assert max(max(line.get_xdata()) for line in by_epoch.get_lines()) <= 1

@@ -6,7 +6,6 @@ import pytest
 from tinygrad_lite import Tensor, gradcheck, nn
 from tinygrad_lite._tensor import Function
 from tinygrad_lite.introspect import GradcheckError
-from tinygrad_lite.introspect.gradcheck import _output_direction
 
 
 def _leaf(shape, seed, name=None, positive=False):
@@ -64,10 +63,35 @@ def test_reports_the_worst_mismatch_with_input_name_element_and_both_values():
     assert "input 1 (x)" in message
     assert "element (2,)" in message  # |x| is largest at index 2, so the error x*v is too
     analytic, numeric = map(float, re.search(r"analytic grad (\S+) vs numeric (\S+)", message).groups())
-    v = float(_output_direction(()))  # the scalar output is checked as v * f
-    assert numeric == pytest.approx(v * 4 * 3.0, rel=1e-6)  # d(2 x^2)/dx = 4x at x = 3
-    assert analytic == pytest.approx(v * 2 * 3.0, rel=1e-6)  # what the wrong backward gives
-    assert "3 of 6 elements differ" in message
+    assert numeric == pytest.approx(4 * 3.0, rel=1e-6)  # d(2 x^2)/dx = 4x at x = 3: the derivative itself
+    assert analytic == pytest.approx(2 * 3.0, rel=1e-6)  # what the wrong backward gives
+    assert "3 of 6 elements differ" in message and "projection" not in message
+
+
+def test_a_scalar_output_reports_the_derivatives_themselves():
+    def doubled_with_a_wrong_hook(t):
+        u = t * 2
+        if u.requires_grad:  # not in gradcheck's forward passes under no_grad
+            u.register_hook(lambda grad: grad * 1.5)  # scales what reaches t: d/dt comes out 3, not 2
+        return u.sum()
+
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(doubled_with_a_wrong_hook, _leaf((2,), 0))
+    assert re.search(r"element \(\d,\): analytic grad 3 vs numeric 2 ", str(info.value)), str(info.value)
+
+    t = _leaf((2,), 0)
+    t.register_hook(lambda grad: grad * 1.5)  # on the input itself: checked too, as torch's gradcheck would
+    with pytest.raises(GradcheckError, match=r"analytic grad 3 vs numeric 2 "):
+        gradcheck(lambda t: (t * 2).sum(), t)
+
+
+def test_a_non_scalar_output_says_it_compares_the_projection():
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda x: _HalfSquare.apply(x), _leaf((2, 2), 0))
+    message = str(info.value)
+    assert "analytic grad of the projection v·f (v a fixed random array of the output's shape (2, 2))" in message
+    analytic, numeric = map(float, re.search(r"analytic grad .+\)\) (\S+) vs numeric (\S+) ", message).groups())
+    assert numeric == pytest.approx(2 * analytic, rel=1e-6)  # d(v x^2)/dx = 2 v x; the wrong backward gives v x
 
 
 def test_checks_in_float64_and_leaves_the_inputs_alone():
@@ -119,9 +143,8 @@ def test_random_directions_catch_a_wrong_backward_and_name_the_input():
     for _ in range(int(reported.group(1)) + 1):
         u_w, u_x = rng.standard_normal(3), rng.standard_normal(3)
     norm = np.sqrt(np.sum(u_w**2) + np.sum(u_x**2))
-    v = float(_output_direction(()))
-    numeric = v * (u_w.sum() + 4 * np.sum(x.data * u_x)) / norm  # d(2 x^2 + w)/dx = 4x, d/dw = 1
-    analytic = v * (u_w.sum() + 2 * np.sum(x.data * u_x)) / norm  # what the wrong backward gives
+    numeric = (u_w.sum() + 4 * np.sum(x.data * u_x)) / norm  # d(2 x^2 + w)/dx = 4x, d/dw = 1
+    analytic = (u_w.sum() + 2 * np.sum(x.data * u_x)) / norm  # what the wrong backward gives
     assert float(reported.group(2)) == pytest.approx(analytic, rel=1e-6)
     assert float(reported.group(3)) == pytest.approx(numeric, rel=1e-6)
     assert "of 2 directions differ" in message

@@ -22,6 +22,8 @@ _grad_enabled = True
 # Set by tinygrad_lite.introspect.trace() and tinygrad_lite.anomaly.detect_anomaly(); None costs one check.
 _backward_observer: Callable[[Tensor, Function, np.ndarray, tuple], None] | None = None
 _creation_observer: Callable[[Tensor, Function], None] | None = None
+# True while a create_graph backward runs: there numpy must not quietly turn a Tensor into an array (see __array__).
+_differentiating = False
 
 
 class _GradMode:
@@ -102,6 +104,13 @@ class Function:
 
     `backward` returns one gradient (or None) per tensor input, already reduced to that
     input's shape. `apply` runs forward and, when grad is needed, links the node into the graph.
+
+    The same `backward` serves both kinds of backward pass. Normally `grad` and everything in `saved`
+    are numpy arrays. Under `create_graph=True` `grad` is a Tensor, and each saved input array is
+    replaced by its input Tensor and a saved output by the output Tensor, so the gradient is recorded
+    and can be differentiated again. Write it in operators and in the functions of `ops` that take
+    arrays and Tensors alike (`ops.exp`, `ops.where`, ...); numpy functions would drop the graph, and
+    raise instead. Anything else saved (shapes, boolean masks) is constant.
     """
 
     # Class-level defaults, rebound (never mutated) per node, so creating a node runs no __init__.
@@ -126,7 +135,10 @@ class Function:
     def apply(cls, *inputs: Tensor, **kwargs: Any) -> Tensor:
         """Run forward on the tensors and, when any needs grad, record this node in the graph."""
         ctx = cls()
-        out = Tensor._make(ctx.forward(*[t._data for t in inputs], **kwargs))
+        array = ctx.forward(*[t._data for t in inputs], **kwargs)
+        if array.__class__ is not np.ndarray:
+            array = _as_array(ctx, array)
+        out = Tensor._make(array)
         if _grad_enabled and any([t.requires_grad for t in inputs]):
             ctx.inputs = inputs
             ctx.kwargs = kwargs
@@ -145,6 +157,53 @@ class Function:
         """Drop inputs and saved arrays so the graph below is freed; a later backward raises."""
         self.inputs = None
         self.saved = ()
+
+
+def _as_array(ctx: Function, value: Any) -> np.ndarray:
+    """A forward's scalar result (numpy gives 0-d results as scalars) as an array, also where `saved` holds it.
+
+    So a saved output stays the very array the output Tensor holds, which create_graph relies on.
+    """
+    array = np.asarray(value)
+    if any(v is value for v in ctx.saved):
+        ctx.saved = tuple(array if v is value else v for v in ctx.saved)
+    return array
+
+
+def _saved_as_tensors(ctx: Function, out: Tensor) -> tuple:
+    """`ctx.saved` for a create_graph backward: saved input arrays become the input Tensors, the output `out`.
+
+    Inputs are matched in the order forward received them, so in `x * x.detach()` (two inputs sharing one
+    array) the second stays the constant it is. A float array that is neither would silently be a constant
+    in the gradient's graph, so it is refused: save the input and recompute from it in backward instead.
+    """
+    inputs, resolved, start = ctx.inputs, [], 0
+    for value in ctx.saved:
+        if isinstance(value, np.ndarray):
+            match = next((i for i in [*range(start, len(inputs)), *range(start)] if inputs[i]._data is value), None)
+            if match is not None:
+                value, start = inputs[match], max(start, match + 1)
+            elif value is out._data:
+                value = out
+            elif value.dtype.kind == "f" and not any(value is v for v in ctx.kwargs.values()):
+                raise RuntimeError(
+                    f"create_graph: the {ctx.name} op saved a float array of shape {value.shape} that is neither "
+                    "one of its inputs nor its output, so its backward cannot be differentiated; save the input "
+                    "and recompute the value from it in backward"
+                )
+        resolved.append(value)
+    return tuple(resolved)
+
+
+def _differentiable_backward(ctx: Function, out: Tensor, grad: Tensor) -> tuple:
+    """`ctx.backward` on Tensors, recording the gradient's own graph (see `Function`)."""
+    saved, ctx.saved = ctx.saved, _saved_as_tensors(ctx, out)
+    try:
+        grads = ctx.backward(grad)
+    finally:
+        ctx.saved = saved
+    # A backward that returned an array computed it from constants only, so it is a constant Tensor.
+    return tuple(g if g is None or isinstance(g, Tensor) else Tensor._make(np.asarray(g)) for g in grads)
 
 
 class _FlatLink:
@@ -341,6 +400,12 @@ class Tensor:
         return len(self._data)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if _differentiating and self.requires_grad:
+            raise RuntimeError(
+                "a numpy function received a Tensor that requires grad during a create_graph backward, and would "
+                "have dropped its graph; use operators and the functions in tinygrad_lite.ops (exp, log, where, "
+                "...) that take Tensors, or `.data` for a value that is constant (a mask)"
+            )
         if dtype is not None and dtype != self._data.dtype:
             return self._data.astype(dtype)
         return self._data.copy() if copy else self._data
@@ -599,52 +664,28 @@ class Tensor:
 
     # ---- backward ------------------------------------------------------------------------------
 
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False, *,
+                 grad: Any = None) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
 
         Visits nodes in reverse topological order, so each node's grad is complete
-        (all its uses summed) before it is passed on. Frees the graph unless `retain_graph`.
+        (all its uses summed) before it is passed on. Frees the graph unless `retain_graph`
+        (which defaults to `create_graph`). `grad=` is another name for `gradient`.
+
+        `create_graph=True` records the backward pass itself, as in PyTorch, but `.grad` stays a numpy
+        array holding the values: take higher derivatives with `tinygrad_lite.grad`, which returns Tensors.
         """
+        if grad is not None:
+            if gradient is not None:
+                raise TypeError("backward() got both gradient and grad; they are the same argument, pass one")
+            gradient = grad
         if not self.requires_grad:
             raise RuntimeError(
                 "backward() called on a tensor that does not require grad; "
                 "create the leaves with requires_grad=True and run outside no_grad()"
             )
-        if grad is None:
-            if self._data.size != 1:
-                raise ValueError(
-                    f"backward() without a grad needs a size-1 output, got shape {self.shape}; "
-                    "pass grad= of the same shape, or reduce first (e.g. .sum() or .mean())"
-                )
-            grad = np.ones_like(self._data)
-        else:
-            grad = np.asarray(grad._data if isinstance(grad, Tensor) else grad, dtype=self._data.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward() grad has shape {grad.shape}, expected {self.shape}")
-
-        grads: dict[int, np.ndarray] = {id(self): grad}
-        observer = _backward_observer
-        for node in reversed(_topological_order(self)):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._hooks:
-                g = _run_grad_hooks(node, g)
-            ctx = node._ctx
-            if ctx is None or node._retains_grad:
-                node._accumulate_grad(g)
-            if ctx is None:
-                continue
-            input_grads = ctx.backward(g)
-            if observer is not None:
-                observer(node, ctx, g, input_grads)
-            for parent, parent_grad in zip(ctx.inputs, input_grads):
-                if parent_grad is None or not parent.requires_grad:
-                    continue
-                key = id(parent)
-                grads[key] = grads[key] + parent_grad if key in grads else parent_grad
-            if not retain_graph:
-                ctx.release()
+        seed = _seed_grad(self, gradient, "backward()", create_graph)
+        _backprop([self], [seed], create_graph if retain_graph is None else retain_graph, create_graph)
 
     # ---- hooks ---------------------------------------------------------------------------------
 
@@ -667,18 +708,130 @@ class Tensor:
         self._retains_grad = True
 
 
-def _run_grad_hooks(node: Tensor, grad: np.ndarray) -> np.ndarray:
+def _seed_grad(root: Tensor, gradient: Any, caller: str, create_graph: bool) -> np.ndarray | Tensor:
+    """The grad backward starts from at `root`: ones for a size-1 root, else `gradient`, checked.
+
+    Under create_graph a Tensor gradient stays one, so the result can be differentiated with respect to it.
+    """
+    if gradient is None:
+        if root._data.size != 1:
+            raise ValueError(
+                f"{caller} without a grad needs a size-1 output, got shape {root.shape}; "
+                "pass a grad of the same shape, or reduce first (e.g. .sum() or .mean())"
+            )
+        seed = np.ones_like(root._data)
+    elif create_graph and isinstance(gradient, Tensor):
+        if gradient.shape != root.shape:
+            raise ValueError(f"{caller} grad has shape {gradient.shape}, expected {root.shape}")
+        return gradient
+    else:
+        seed = np.asarray(gradient._data if isinstance(gradient, Tensor) else gradient, dtype=root._data.dtype)
+        if seed.shape != root.shape:
+            raise ValueError(f"{caller} grad has shape {seed.shape}, expected {root.shape}")
+    return Tensor._make(seed) if create_graph else seed
+
+
+def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool, create_graph: bool,
+              wanted: Sequence[Tensor] | None = None) -> dict[int, Any] | None:
+    """The backward pass from `roots` (each starting from its seed grad), one loop for every caller.
+
+    Without `wanted` it accumulates into the leaves' (and retain_grad tensors') `.grad`, as `backward()`.
+    With `wanted` it touches no `.grad`, visits only nodes that lead to a wanted tensor, and returns
+    {id(tensor): its total grad} for the wanted tensors that got one, as `tinygrad_lite.grad`.
+    Under `create_graph` the grads are Tensors and every node's backward is recorded.
+    The mode is settled once here, so a plain backward pays no per-node test for the others.
+    """
+    if len(roots) == 1:
+        grads: dict[int, Any] = {id(roots[0]): seeds[0]}
+    else:
+        grads = {}
+        for root, seed in zip(roots, seeds):
+            key = id(root)
+            grads[key] = grads[key] + seed if key in grads else seed
+    order = _topological_order(*roots)
+    found: dict[int, Any] | None = None
+    general = create_graph or wanted is not None
+    if wanted is not None:
+        found, wanted_ids, reaches = {}, {id(t) for t in wanted}, set()
+        for node in order:  # inputs first, so each node knows whether a wanted tensor lies below it
+            ctx = node._ctx
+            if id(node) in wanted_ids or (ctx is not None and any(id(p) in reaches for p in ctx.inputs)):
+                reaches.add(id(node))
+        order = [node for node in order if id(node) in reaches]
+
+        def settle(node: Tensor, g: Any) -> None:
+            if id(node) in wanted_ids:
+                found[id(node)] = g
+    elif create_graph:
+        def settle(node: Tensor, g: Any) -> None:
+            if node._ctx is None or node._retains_grad:
+                node._accumulate_grad(g._data)
+    observer = _backward_observer
+    if create_graph:
+        if observer is not None:
+            observer = _observe_values(observer)
+        previous = _differentiating, _grad_enabled
+        _set_modes(True, True)
+    try:
+        for node in reversed(order):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._hooks:
+                g = _run_grad_hooks(node, g)
+            ctx = node._ctx
+            if general:
+                settle(node, g)
+            elif ctx is None or node._retains_grad:
+                node._accumulate_grad(g)
+            if ctx is None:
+                continue
+            input_grads = _differentiable_backward(ctx, node, g) if create_graph else ctx.backward(g)
+            if observer is not None:
+                observer(node, ctx, g, input_grads)
+            for parent, parent_grad in zip(ctx.inputs, input_grads):
+                if parent_grad is None or not parent.requires_grad:
+                    continue
+                key = id(parent)
+                grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+            if not retain_graph:
+                ctx.release()
+    finally:
+        if create_graph:
+            _set_modes(*previous)
+    return found
+
+
+def _observe_values(observer: Callable) -> Callable:
+    """`observer` given arrays where a create_graph backward has Tensors: observers keep numbers, not graphs."""
+    def observe(node: Tensor, ctx: Function, grad: Tensor, input_grads: tuple) -> None:
+        observer(node, ctx, grad._data, tuple(g if g is None else g._data for g in input_grads))
+    return observe
+
+
+def _set_modes(differentiating: bool, grad_enabled: bool) -> None:
+    global _differentiating, _grad_enabled
+    _differentiating, _grad_enabled = differentiating, grad_enabled
+
+
+def _run_grad_hooks(node: Tensor, grad: np.ndarray | Tensor) -> np.ndarray | Tensor:
     # A copy of the registry, so a hook may remove itself (or another) while they run.
     for hook in list(node._hooks.values()):
         result = hook(grad)
         if result is not None:
-            result = np.asarray(result._data if isinstance(result, Tensor) else result)
+            if isinstance(grad, Tensor):  # a create_graph backward: a Tensor result keeps its graph
+                if not isinstance(result, Tensor):
+                    result = Tensor._make(np.asarray(result, dtype=grad.dtype))
+            else:
+                result = np.asarray(result._data if isinstance(result, Tensor) else result)
             if result.shape != grad.shape:
                 raise ValueError(
                     f"gradient hook {getattr(hook, '__name__', hook)!r} returned shape {result.shape}, "
                     f"expected the tensor's grad shape {grad.shape}"
                 )
-            grad = result.astype(grad.dtype, copy=False)
+            if not isinstance(result, Tensor):
+                result = result.astype(grad.dtype, copy=False)
+            grad = result
     return grad
 
 
@@ -697,15 +850,15 @@ class RemovableHandle:
         self._registry.pop(self._key, None)
 
 
-def _topological_order(root: Tensor, every_input: bool = False) -> list[Tensor]:
-    """Inputs before outputs, found with an explicit stack so deep graphs need no recursion.
+def _topological_order(*roots: Tensor, every_input: bool = False) -> list[Tensor]:
+    """Inputs before outputs, below every root, found with an explicit stack so deep graphs need no recursion.
 
     Backward follows only the inputs that need grad; `every_input` also takes data and constants
     (first input first), which is what a drawing of the graph shows.
     """
     order: list[Tensor] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[tuple[Tensor, bool]] = [(root, False) for root in roots[::-1]]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:

@@ -156,6 +156,13 @@ def _batch_sizes(text: str) -> tuple[int | None, ...]:
     return tuple(_batch_size(part.strip()) for part in text.split(",") if part.strip())
 
 
+def _non_negative_float(text: str) -> float:
+    value = _float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = _float(text)
     if not value > 0:
@@ -406,6 +413,9 @@ def _add_batches(commands: argparse._SubParsersAction) -> None:
                    help="learning rate (default the optimizer's for the dataset: " + _lr_defaults() + ")")
     p.add_argument("--epochs", type=_positive_int, default=20, help="passes over the dataset")
     p.add_argument("--evals-per-epoch", type=_positive_int, default=4, help="how often J is logged")
+    p.add_argument("--seconds", type=_non_negative_float, default=1.0,
+                   help="time budget: each batch size trains at least this long, past --epochs if need be, so the "
+                        "per-second panel compares equal times")
     p.add_argument("--max-seconds", type=_positive_float, default=None,
                    help="cap on each run's training time (default no cap)")
     p.add_argument("--seed", type=_seed, default=0, help="seeds the dataset, the weights and the shuffling")
@@ -420,7 +430,8 @@ def _batches(args: argparse.Namespace) -> None:
     _output_folder(args)
     study = batches.batch_study(args.sizes, dataset=args.dataset, samples=args.samples, hidden=args.hidden,
                                 optimizer=args.optimizer, lr=args.lr, epochs=args.epochs,
-                                evals_per_epoch=args.evals_per_epoch, max_seconds=args.max_seconds, seed=args.seed)
+                                evals_per_epoch=args.evals_per_epoch, max_seconds=args.max_seconds,
+                                seconds=args.seconds, seed=args.seed, progress=True)
     png, csv_path = os.path.join(args.out, "batches.png"), os.path.join(args.out, "batches.csv")
     study.write_csv(csv_path)
     plots.plot_batches(study, png)
@@ -454,7 +465,7 @@ def _compare(args: argparse.Namespace) -> None:
     _output_folder(args)
     result = compare.compare(tuple(args.optimizers), _per_optimizer(args.lr, args.optimizers), dataset=args.dataset,
                              samples=args.samples, hidden=args.hidden, batch_size=args.batch_size,
-                             epochs=args.epochs, target=args.target, seed=args.seed)
+                             epochs=args.epochs, target=args.target, seed=args.seed, progress=True)
     png = os.path.join(args.out, "compare.png")
     csv_path, table_path = os.path.join(args.out, "compare.csv"), os.path.join(args.out, "compare_targets.csv")
     result.write_csv(csv_path)
@@ -471,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input, with one line on stderr).
 
     Only UsageError becomes status 2; any other exception propagates with its traceback (status 1). Output
-    into a pipe that closed early (`tinygrad-lite race | head -1`) ends quietly with status 0.
+    into a pipe that closed early (`tinygrad-lite race | head -1`) ends quietly with status 0, and Ctrl-C
+    prints one line and returns 130.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -482,6 +494,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(str(error).replace("\n", " "), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C in a command that has nothing to save (train handles its own)
+        print(" ".join(["tinygrad-lite", *argv[:1]]) + ": interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # Whoever read our output has stopped; later writes (and the flush at exit) must not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -2,6 +2,11 @@
 
 `backward(grad)` returns one gradient per tensor input, shaped like that input.
 Binary ops broadcast like numpy, and `unbroadcast` is the one place that undoes it.
+
+Each backward is written once, in operators and in the functions below (`exp`, `where`, ...) that
+take numpy arrays and Tensors alike, as HIPS autograd writes its gradients. A normal backward runs it on
+arrays; `create_graph=True` runs it on Tensors, which records the gradient's own graph, so it can be
+differentiated again (see `Function`). Masks and signs are constants there: they come from `data(x)`.
 """
 
 from __future__ import annotations
@@ -10,16 +15,71 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lite._tensor import Function
+from tinygrad_lite._tensor import Function, Tensor, tensors
+
+Value = Any  # a numpy array in a normal backward, a Tensor under create_graph
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def unbroadcast(grad: Value, shape: tuple[int, ...]) -> Value:
     """Sum `grad` over the axes that broadcasting added or stretched, so it has `shape` again."""
     if grad.shape == shape:
         return grad
     added = grad.ndim - len(shape)
     stretched = tuple(added + i for i, n in enumerate(shape) if n == 1 and grad.shape[added + i] != 1)
     return grad.sum(axis=tuple(range(added)) + stretched).reshape(shape)
+
+
+# ---- math that backward runs on arrays and, under create_graph, on Tensors -----------------------
+
+
+def data(x: Value) -> np.ndarray:
+    """The values of `x`, outside any graph: for masks and signs, whose derivative is zero anyway."""
+    return x._data if isinstance(x, Tensor) else x
+
+
+def exp(x: Value) -> Value:
+    """e^x."""
+    return Exp.apply(x) if isinstance(x, Tensor) else np.exp(x)
+
+
+def log(x: Value) -> Value:
+    """Natural logarithm."""
+    return Log.apply(x) if isinstance(x, Tensor) else np.log(x)
+
+
+def sigmoid(x: Value) -> Value:
+    """1/(1 + exp(-x))."""
+    return Sigmoid.apply(x) if isinstance(x, Tensor) else _sigmoid(x)
+
+
+def maximum(x: Value, lo: float) -> Value:
+    """max(x, lo) for a number `lo`: x where x >= lo, so the gradient is zero where lo was taken."""
+    return Clip.apply(x, lo=lo, hi=None) if isinstance(x, Tensor) else np.maximum(x, lo)
+
+
+def where(condition: np.ndarray, a: Value, b: Value) -> Value:
+    """a where `condition` (a constant boolean array), else b; numbers take the other operand's dtype."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        a, b = tensors([a, b])
+        return Where.apply(a, b, condition=condition)
+    return np.where(condition, a, b)
+
+
+def transpose(x: Value, axes: tuple[int, ...] | None) -> Value:
+    """x with its axes permuted (reversed when None)."""
+    return Transpose.apply(x, axes=axes) if isinstance(x, Tensor) else np.transpose(x, axes)
+
+
+def broadcast_to(x: Value, shape: tuple[int, ...]) -> Value:
+    """x repeated along its size-1 and missing axes to `shape`: what unbroadcast undoes."""
+    return BroadcastTo.apply(x, shape=shape) if isinstance(x, Tensor) else _broadcast_array(x, shape)
+
+
+def scatter_add(grad: Value, shape: tuple[int, ...], dtype: np.dtype, index: Any) -> Value:
+    """Zeros of `shape` with `grad` added at `index` (twice where the index repeats): what x[index] undoes."""
+    if isinstance(grad, Tensor):
+        return ScatterAdd.apply(grad, shape=shape, dtype=dtype, index=index)
+    return _scatter_array(grad, shape, dtype, index)
 
 
 def _needs_grad(ctx: Function, i: int) -> bool:
@@ -140,11 +200,12 @@ class Pow(Function):
         base, exponent, out = self.saved
         with np.errstate(divide="ignore", invalid="ignore"):
             # x**0 is constant, so its grad is 0 even at x = 0, where exponent * x**-1 would be nan.
-            grad_base = unbroadcast(grad * np.where(exponent == 0, 0, exponent * base ** (exponent - 1)), base.shape)
+            grad_base = unbroadcast(grad * where(data(exponent) == 0, 0, exponent * base ** (exponent - 1)),
+                                    base.shape)
             if not self.inputs[1].requires_grad:
                 return grad_base, None
             # out * log(base) is -inf * 0 at base 0; PyTorch takes 0 there when exponent >= 0, as do we.
-            grad_exponent = grad * np.where((base == 0) & (exponent >= 0), 0, out * np.log(base))
+            grad_exponent = grad * where((data(base) == 0) & (data(exponent) >= 0), 0, out * log(base))
         return grad_base, unbroadcast(grad_exponent, exponent.shape)
 
 
@@ -164,20 +225,25 @@ class MatMul(Function):
     def backward(self, grad):
         a, b = self.saved
         # Treat vectors as matrices so one rule covers every case, then drop the added axes.
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
+        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
         g2 = grad
         if b.ndim == 1:  # first, so that a vector @ vector's 0-d grad becomes (1, 1)
-            g2 = np.expand_dims(g2, -1)
+            g2 = g2.reshape(g2.shape + (1,))
         if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
-        grad_a = g2 @ np.swapaxes(b2, -1, -2)
-        grad_b = np.swapaxes(a2, -1, -2) @ g2
+            g2 = g2.reshape(g2.shape[:-1] + (1,) + g2.shape[-1:])
+        grad_a = g2 @ _matrix_transpose(b2)
+        grad_b = _matrix_transpose(a2) @ g2
         if a.ndim == 1:
             grad_a = grad_a.reshape(grad_a.shape[:-2] + grad_a.shape[-1:])
         if b.ndim == 1:
-            grad_b = grad_b[..., 0]
+            grad_b = grad_b.reshape(grad_b.shape[:-1])
         return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+
+
+def _matrix_transpose(x: Value) -> Value:
+    """x with its last two axes swapped."""
+    return transpose(x, (*range(x.ndim - 2), x.ndim - 1, x.ndim - 2))
 
 
 class Linear(Function):
@@ -276,7 +342,7 @@ class Abs(Function):
 
     def backward(self, grad):
         (x,) = self.saved
-        return (grad * np.sign(x),)
+        return (grad * np.sign(data(x)),)
 
 
 class Tanh(Function):
@@ -296,14 +362,18 @@ class Sigmoid(Function):
     """1/(1 + exp(-x));  dx = g*s*(1 - s)."""
 
     def forward(self, x):
-        # 0.5 * (1 + tanh(x/2)) equals 1 / (1 + exp(-x)) but never overflows.
-        out = 0.5 * (1 + np.tanh(0.5 * x))
+        out = _sigmoid(x)
         self.save_for_backward(out)
         return out
 
     def backward(self, grad):
         (out,) = self.saved
         return (grad * out * (1 - out),)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # 0.5 * (1 + tanh(x/2)) equals 1 / (1 + exp(-x)) but never overflows.
+    return 0.5 * (1 + np.tanh(0.5 * x))
 
 
 class Relu(Function):
@@ -332,7 +402,7 @@ class LeakyRelu(Function):
 
     def backward(self, grad):
         positive, slope, x_shape = self.saved
-        return (unbroadcast(np.where(positive, grad, grad * slope), x_shape),)  # an array slope may broadcast x
+        return (unbroadcast(where(positive, grad, grad * slope), x_shape),)  # an array slope may broadcast x
 
 
 class Clip(Function):
@@ -354,11 +424,12 @@ class Clip(Function):
 # ---- reductions --------------------------------------------------------------------------------
 
 
-def _expand_reduced(grad: np.ndarray, shape: tuple[int, ...], axis, keepdims: bool) -> np.ndarray:
+def _expand_reduced(grad: Value, shape: tuple[int, ...], axis, keepdims: bool) -> Value:
     """Give a reduction's output grad back the reduced axes as size-1 dims."""
     if axis is None or keepdims:
-        return grad.reshape([1] * len(shape)) if axis is None and not keepdims else grad
-    return np.expand_dims(grad, axis)
+        return grad.reshape((1,) * len(shape)) if axis is None and not keepdims else grad
+    reduced = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return grad.reshape(tuple(1 if i in reduced else n for i, n in enumerate(shape)))
 
 
 class Sum(Function):
@@ -372,9 +443,9 @@ class Sum(Function):
 
     def backward(self, grad):
         shape, axis, keepdims = self.saved
-        if axis is None:  # the common case of a loss: every element gets the one output grad
-            return (np.full(shape, grad, dtype=grad.dtype),)
-        return (np.broadcast_to(_expand_reduced(grad, shape, axis, keepdims), shape),)
+        if axis is None and not keepdims:  # the common case of a loss: every element gets the one output grad
+            return (broadcast_to(grad, shape),)
+        return (broadcast_to(_expand_reduced(grad, shape, axis, keepdims), shape),)
 
 
 class Max(Function):
@@ -435,7 +506,7 @@ class Transpose(Function):
 
     def backward(self, grad):
         (axes,) = self.saved
-        return (np.transpose(grad, None if axes is None else np.argsort(axes)),)
+        return (transpose(grad, None if axes is None else tuple(int(a) for a in np.argsort(axes))),)
 
 
 def _is_basic_index(index) -> bool:
@@ -468,12 +539,49 @@ class GetItem(Function):
 
     def backward(self, grad):
         shape, dtype, index = self.saved
-        out = np.zeros(shape, dtype=dtype)
-        if _is_basic_index(index):
-            out[index] = grad
-        else:
-            np.add.at(out, index, grad)  # an integer array may pick the same element twice
-        return (out,)
+        return (scatter_add(grad, shape, dtype, index),)
+
+
+class ScatterAdd(Function):
+    """zeros(shape) with g added at index: x[index]'s backward as an op, for create_graph;  dg = (out grad)[index]."""
+
+    name = "scatter_add"
+
+    def forward(self, grad, shape, dtype, index):
+        self.save_for_backward(index)
+        return _scatter_array(grad, shape, dtype, index)
+
+    def backward(self, grad):
+        (index,) = self.saved
+        return (grad[index],)
+
+
+def _scatter_array(grad: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, index: Any) -> np.ndarray:
+    out = np.zeros(shape, dtype=dtype)
+    if _is_basic_index(index):
+        out[index] = grad
+    else:
+        np.add.at(out, index, grad)  # an integer array may pick the same element twice
+    return out
+
+
+class BroadcastTo(Function):
+    """x repeated to `shape` along size-1 and missing axes (Sum's backward as an op);  dx = unbroadcast(g)."""
+
+    name = "broadcast_to"
+
+    def forward(self, x, shape):
+        self.save_for_backward(x.shape)
+        return _broadcast_array(x, shape)
+
+    def backward(self, grad):
+        (x_shape,) = self.saved
+        return (unbroadcast(grad, x_shape),)
+
+
+def _broadcast_array(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    # A 0-d x (a loss's grad, the common case) fills a new array, cheaper than np.broadcast_to's view.
+    return np.full(shape, x, dtype=x.dtype) if x.ndim == 0 else np.broadcast_to(x, shape)
 
 
 def _check_joinable(op: str, arrays: tuple[np.ndarray, ...], axis: Any) -> None:
@@ -502,12 +610,14 @@ class Concatenate(Function):
 
     def forward(self, *arrays, axis=0):
         _check_joinable("concatenate", arrays, axis)
-        self.save_for_backward(np.cumsum([a.shape[axis] for a in arrays])[:-1], axis)
+        axis %= arrays[0].ndim
+        ends = np.cumsum([a.shape[axis] for a in arrays]).tolist()
+        self.save_for_backward([0, *ends[:-1]], ends, axis)
         return np.concatenate(arrays, axis=axis)
 
     def backward(self, grad):
-        split_points, axis = self.saved
-        return tuple(np.split(grad, split_points, axis=axis))
+        starts, ends, axis = self.saved
+        return tuple(grad[(slice(None),) * axis + (slice(start, end),)] for start, end in zip(starts, ends))
 
 
 class Where(Function):
@@ -521,8 +631,8 @@ class Where(Function):
     def backward(self, grad):
         condition, a_shape, b_shape = self.saved
         zero = np.zeros((), dtype=grad.dtype)
-        return (unbroadcast(np.where(condition, grad, zero), a_shape) if _needs_grad(self, 0) else None,
-                unbroadcast(np.where(condition, zero, grad), b_shape) if _needs_grad(self, 1) else None)
+        return (unbroadcast(where(condition, grad, zero), a_shape) if _needs_grad(self, 0) else None,
+                unbroadcast(where(condition, zero, grad), b_shape) if _needs_grad(self, 1) else None)
 
 
 # ---- softmax -----------------------------------------------------------------------------------
@@ -543,7 +653,7 @@ class LogSoftmax(Function):
 
     def backward(self, grad):
         out, axis = self.saved
-        return (grad - np.exp(out) * np.sum(grad, axis=axis, keepdims=True),)
+        return (grad - exp(out) * grad.sum(axis=axis, keepdims=True),)
 
 
 class Softmax(Function):
@@ -558,7 +668,7 @@ class Softmax(Function):
 
     def backward(self, grad):
         out, axis = self.saved
-        return (out * (grad - np.sum(grad * out, axis=axis, keepdims=True)),)
+        return (out * (grad - (grad * out).sum(axis=axis, keepdims=True)),)
 
 
 # ---- losses that need their own backward -------------------------------------------------------
@@ -576,15 +686,23 @@ class BinaryCrossEntropy(Function):
         if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > 1):
             raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
                              "for raw scores use binary_cross_entropy_with_logits")
-        with np.errstate(divide="ignore"):
-            log_p, log_1mp = np.maximum(np.log(p), -100), np.maximum(np.log1p(-p), -100)
-        self.save_for_backward(p, y, log_p, log_1mp)
+        self.save_for_backward(p, y)
+        log_p, log_1mp = _clamped_logs(p)
         return -(y * log_p + (1 - y) * log_1mp)
 
     def backward(self, grad):
-        p, y, log_p, log_1mp = self.saved
-        return (grad * (p - y) / np.maximum(p * (1 - p), 1e-12) if _needs_grad(self, 0) else None,
-                grad * (log_1mp - log_p) if _needs_grad(self, 1) else None)
+        p, y = self.saved
+        grad_y = None
+        if _needs_grad(self, 1):
+            log_p, log_1mp = _clamped_logs(p)
+            grad_y = grad * (log_1mp - log_p)
+        return (grad * (p - y) / maximum(p * (1 - p), 1e-12) if _needs_grad(self, 0) else None, grad_y)
+
+
+def _clamped_logs(p: Value) -> tuple[Value, Value]:
+    """log p and log(1 - p), each at least -100 as in PyTorch."""
+    with np.errstate(divide="ignore"):
+        return maximum(log(p), -100), maximum(log(1 - p), -100)
 
 
 class BinaryCrossEntropyWithLogits(Function):
@@ -602,4 +720,4 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def backward(self, grad):
         x, y = self.saved
-        return grad * (0.5 * (1 + np.tanh(0.5 * x)) - y), (-grad * x if _needs_grad(self, 1) else None)
+        return grad * (sigmoid(x) - y), (-grad * x if _needs_grad(self, 1) else None)

@@ -105,8 +105,15 @@ def _draw_surface(ax: Any, result: RaceResult) -> None:
     ax.set_ylabel("y")
 
 
-def _path_label(result: RaceResult, index: int) -> str:
+def _path_label(result: RaceResult, index: int, upto: int | None = None) -> str:
+    """The legend entry of path `index`, at its end or (for a GIF frame) after `upto` points."""
     path = result.paths[index]
+    if upto is not None and upto < len(path.points):
+        step = upto - 1
+        label = f"{path.optimizer} (lr {path.lr:g}): step {step}, loss {path.losses[step]:.3g}"
+        if result.surface.minima:
+            label += f", distance {result.surface.distance_to_minimum(*path.points[step]):.3g}"
+        return label
     if path.diverged:
         return f"{path.optimizer} (lr {path.lr:g}): diverged at step {len(path.points) - 1}"
     label = f"{path.optimizer} (lr {path.lr:g}): loss {path.losses[-1]:.3g}"
@@ -116,39 +123,79 @@ def _path_label(result: RaceResult, index: int) -> str:
 
 
 COLORS = ("#e41a1c", "#ff7f00", "#f781bf", "#ffffff", "#a65628", "#984ea3")  # visible on viridis
+MARKERS = ("o", "s", "D", "^", "v", "P")  # each path's end point and its marks along the way
 
 
 def plot_race(result: RaceResult, path: str, gif_path: str | None = None) -> None:
-    """Contours of the surface with each optimizer's path, the start and the minima; optionally a GIF."""
+    """Contours of the surface with each optimizer's path, the start and the minima; optionally a GIF.
+
+    Paths often share a stretch (Rosenbrock's valley floor), so each one stays visible where they overlap:
+    the first is drawn widest and each later one narrower on top of it, every path carries its own marker
+    shape along the way and a large one at its end point, drawn above all paths.
+    """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=RACE_SIZE, layout="constrained")
     _draw_surface(ax, result)
     steps = max(len(p.points) for p in result.paths) - 1
-    lines = []
-    for i, p in enumerate(result.paths):
-        (line,) = ax.plot(p.points[:, 0], p.points[:, 1], color=COLORS[i % len(COLORS)], linewidth=1.6,
-                          marker=".", markersize=3, label=_path_label(result, i), zorder=4)
+    widths = np.linspace(5.0, 1.5, len(result.paths)) if len(result.paths) > 1 else [1.8]
+    lines, ends = [], []
+    for i, (p, width) in enumerate(zip(result.paths, widths)):
+        color, marker = COLORS[i % len(COLORS)], MARKERS[i % len(MARKERS)]
+        (line,) = ax.plot(p.points[:, 0], p.points[:, 1], color=color, linewidth=width, alpha=0.9,
+                          marker=marker, markersize=4, markevery=max(1, len(p.points) // 12),
+                          markeredgecolor="black", markeredgewidth=0.5, solid_capstyle="round",
+                          label=_path_label(result, i), zorder=4 + i / 100)
+        (end,) = ax.plot(*p.points[-1], marker=marker, markersize=11, color=color, markeredgecolor="black",
+                         markeredgewidth=1.2, linestyle="none", zorder=6)
         lines.append(line)
-    ax.set_title(f"{result.surface.name}: {steps} steps from ({result.start[0]:g}, {result.start[1]:g})")
+        ends.append(end)
+    ax.set_title(f"{result.surface.name}: {steps} steps from ({result.start[0]:g}, {result.start[1]:g}); "
+                 "large markers: end points")
     ax.legend(loc="best", fontsize=8, framealpha=0.85)
     _write_png(fig, path)
     if gif_path is not None:
-        _animate(fig, lines, result, gif_path)
+        _animate(fig, lines, ends, result, gif_path)
     plt.close(fig)
 
 
-def _animate(fig: Any, lines: list[Any], result: RaceResult, gif_path: str) -> None:
-    """The paths growing over time, GIF_FRAMES frames at most, with the frames FuncAnimation + PillowWriter write.
+def _race_frames(lines: list[Any], ends: list[Any], result: RaceResult) -> tuple[np.ndarray, Any]:
+    """The race GIF's frames (points shown per path, GIF_FRAMES at most) and `update(n)`, which sets frame n.
+
+    Each frame shows a step counter, each path's marker at its current point, and the legend gives each
+    optimizer's step, loss and distance to the minimum at that frame.
+    """
+    steps = max(len(p.points) for p in result.paths)
+    frames = np.unique(np.linspace(1, steps, min(GIF_FRAMES, steps)).astype(int))
+    ax = lines[0].axes
+    counter = ax.text(0.02, 0.02, "", transform=ax.transAxes, fontsize=12, color="black", zorder=7,
+                      bbox=dict(boxstyle="round", facecolor="white", alpha=0.85))
+    texts = {text.get_text(): text for text in ax.get_legend().get_texts()}
+    labels = [texts[line.get_label()] for line in lines]
+
+    def update(n: int) -> list[Any]:
+        counter.set_text(f"step {n - 1} of {steps - 1}")
+        for i, (line, end, label, p) in enumerate(zip(lines, ends, labels, result.paths)):
+            line.set_data(p.points[:n, 0], p.points[:n, 1])
+            end.set_data(p.points[min(n, len(p.points)) - 1 : min(n, len(p.points))].T)
+            label.set_text(_path_label(result, i, n))
+        return [*lines, *ends, counter]
+
+    return frames, update
+
+
+def _animate(fig: Any, lines: list[Any], ends: list[Any], result: RaceResult, gif_path: str) -> None:
+    """The paths growing over time, with the frames FuncAnimation + PillowWriter would write for `_race_frames`.
 
     FuncAnimation.save renders the whole figure twice per frame (draw_idle, then savefig), contours
     included, though they never move. Here they are drawn once and kept as a background; each frame
     restores it and draws only the artists at or above the paths' zorder (the paths, the start and
-    minima markers, the legend, whose "best" place follows the paths): 60 frames take ~2 s, not ~15 s.
+    minima markers, the step counter, the legend, whose "best" place follows the paths): 60 frames take
+    ~2 s, not ~15 s.
     """
     from PIL import Image
+    from tqdm import tqdm
 
-    steps = max(len(p.points) for p in result.paths)
-    frames = np.unique(np.linspace(1, steps, min(GIF_FRAMES, steps)).astype(int))
+    frames, update = _race_frames(lines, ends, result)
     ax = lines[0].axes
     lowest = min(line.get_zorder() for line in lines)
     # Stable sort of get_children() by zorder: the order Axes.draw draws them in.
@@ -161,9 +208,8 @@ def _animate(fig: Any, lines: list[Any], result: RaceResult, gif_path: str) -> N
     canvas.draw()
     background = canvas.copy_from_bbox(fig.bbox)
     images = []
-    for n in frames:
-        for line, p in zip(lines, result.paths):
-            line.set_data(p.points[:n, 0], p.points[:n, 1])
+    for n in tqdm(frames, desc="race.gif", unit="frame", leave=False, disable=None):
+        update(n)
         canvas.restore_region(background)
         for artist in moving:
             fig.draw_artist(artist)
@@ -200,6 +246,13 @@ def plot_ema(result: EmaResult, path: str) -> None:
     whole.legend(fontsize=8, loc="lower left")
     start.set_title("the start: dashed starts at 0, solid is A / (1-beta^t)", fontsize=10)
     start.set_xlabel("t")
+    start.set_ylabel("value")
+    from matplotlib.lines import Line2D
+
+    start.legend(handles=[Line2D([], [], color="0.3", linewidth=1.6, label="bias-corrected A / (1-beta^t)"),
+                          Line2D([], [], color="0.3", linewidth=1.2, linestyle="--", label="raw A (pulled to 0)"),
+                          Line2D([], [], color="0.3", linewidth=1, linestyle=":", label="t = n")],
+                 fontsize=8, loc="upper left")
     _save(fig, path)
 
 
@@ -207,13 +260,19 @@ def plot_ema(result: EmaResult, path: str) -> None:
 
 
 def plot_batches(study: BatchStudy, path: str) -> None:
-    """Cost J against epochs (left) and against training seconds (right), one line per batch size."""
+    """Cost J against epochs (left) and against training seconds (right), one line per batch size.
+
+    Every run trains for the study's epochs and at least its time budget, so the left panel shows each up
+    to the same epoch and the right one up to the same second: equal work, then equal time.
+    """
     plt = pyplot()
     fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=CURVES_SIZE, layout="constrained", sharey=True)
-    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(study.sizes)))
+    colors = plt.get_cmap("tab10")(np.arange(len(study.sizes)) % 10)  # qualitative: neighbours stay apart
     for size, curve, color in zip(study.sizes, study.curves, colors):
         label = study.label(size)
-        by_epoch.plot(curve.epochs, curve.losses, color=color, label=label, linewidth=1.5)
+        shown = [i for i, epoch in enumerate(curve.epochs) if not study.epochs or epoch <= study.epochs]
+        by_epoch.plot([curve.epochs[i] for i in shown], [curve.losses[i] for i in shown], color=color, label=label,
+                      linewidth=1.5)
         # From the first logged step on: the start, at 0 s, has no place on a log axis.
         by_time.plot(curve.seconds[1:], curve.losses[1:], color=color, label=label, linewidth=1.5)
     by_epoch.set_yscale("log")
@@ -225,7 +284,11 @@ def plot_batches(study: BatchStudy, path: str) -> None:
     if log_time:
         by_time.set_xscale("log")
     by_time.set_xlabel("training seconds" + (" (log scale)" if log_time else ""))
-    by_time.set_title("per second: batch size 1 pays for no vectorisation")
+    if study.seconds > 0:
+        by_time.set_xlim(right=study.seconds)
+        by_time.set_title(f"per second: the first {study.seconds:g} s of every run", fontsize=10)
+    else:
+        by_time.set_title("per second: batch size 1 pays for no vectorisation")
     by_epoch.legend(fontsize=8)
     _save(fig, path)
 

@@ -1,4 +1,4 @@
-"""`gradcheck`: compare autograd's gradients with central differences, in float64."""
+"""`gradcheck` and `gradgradcheck`: autograd's first and second derivatives against central differences, in float64."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lite._tensor import Tensor, no_grad
+from tinygrad_lite._tensor import Tensor, enable_grad, no_grad
+from tinygrad_lite.autograd import grad
 
 
 class GradcheckError(AssertionError):
@@ -20,8 +21,9 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: 
     """True when autograd's gradient of `fn(*inputs)` matches central differences (per element, along directions).
 
     Checks the inputs that are tensors with `requires_grad=True`, on float64 copies (the originals are
-    untouched); other floating tensors become float64 copies too, the rest pass as given. A non-scalar
-    output f is checked through v . f for a fixed random v. Element i of input k passes when
+    untouched); other floating tensors become float64 copies too, the rest pass as given. A scalar output's
+    derivatives are checked as they are; a non-scalar output f through the projection v·f for a fixed random v
+    (one backward pass covers every output element), and the error message says so. Element i of input k passes when
     |analytic - numeric| <= atol + rtol * |numeric|, numeric = (f(x + eps e_i) - f(x - eps e_i)) / (2 eps).
     Raises GradcheckError naming the input (index and name), the element and both values of the worst
     mismatch. Costs two forward passes per checked element, so keep the inputs small.
@@ -57,6 +59,9 @@ class _Check:
             raise ValueError(
                 f"gradcheck: fn must return a Tensor that depends on the checked inputs, got {output!r:.80}")
         self.weight = _output_direction(output.shape)
+        # What the reported numbers are derivatives of: f itself when it is a scalar, else the projection.
+        self.of = "" if output.data.size == 1 else \
+            f" of the projection v·f (v a fixed random array of the output's shape {output.shape})"
         output.backward(self.weight)
         # A grad of None means the output does not depend on that input (the engine checks grad shapes).
         self.analytic = {k: np.zeros(self.args[k].shape) if self.args[k].grad is None else self.args[k].grad
@@ -116,7 +121,7 @@ def _check_directions(check: _Check, directions: int, seed: int, eps: float) -> 
         verdict = "differs" if not check.excess(part_analytic, part_numeric) <= 0 else "agrees"
         parts.append(f"{check.describe(k)}: {part_analytic:.8g} vs {part_numeric:.8g} ({verdict})")
     raise GradcheckError(
-        f"gradcheck: along random direction {d} (seed {seed}): analytic grad . u {analytic:.8g} vs numeric "
+        f"gradcheck: along random direction {d} (seed {seed}): analytic grad{check.of} . u {analytic:.8g} vs numeric "
         f"{numeric:.8g} (|diff| {abs(analytic - numeric):.3g} {check.tolerance()}); {failures} of {directions} "
         f"directions differ. Input by input, analytic vs numeric along u: {'; '.join(parts)}. "
         "The element-wise check (elementwise=True, small inputs) names the element."
@@ -146,15 +151,18 @@ def _check_elements(check: _Check, eps: float) -> None:
         return
     _, k, element, analytic_value, numeric_value = worst
     raise GradcheckError(
-        f"gradcheck: {check.describe(k)}, element {element}: analytic grad {analytic_value:.8g} vs numeric "
+        f"gradcheck: {check.describe(k)}, element {element}: analytic grad{check.of} {analytic_value:.8g} vs numeric "
         f"{numeric_value:.8g} (|diff| {abs(analytic_value - numeric_value):.3g} {check.tolerance()}); "
         f"{failures} of {total} elements differ"
     )
 
 
 def _output_direction(shape: tuple[int, ...]) -> np.ndarray:
-    # A fixed random direction v: checking d(v . f)/dx covers every output element at the cost of one
-    # backward pass, where summing the output could let errors of opposite sign cancel.
+    # A scalar is checked as it is, so the reported values are its derivatives. For more outputs, a fixed random
+    # direction v: checking d(v . f)/dx covers every output element at the cost of one backward pass, where
+    # summing the output could let errors of opposite sign cancel.
+    if int(np.prod(shape)) == 1:
+        return np.ones(shape)
     rng = np.random.default_rng(0)
     return rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
 
@@ -163,5 +171,41 @@ def _float64_copy(x: Any) -> Any:
     if isinstance(x, Tensor) and np.issubdtype(x.dtype, np.floating):
         copy = Tensor(x.data, requires_grad=x.requires_grad, dtype=np.float64)
         copy.name = x.name
+        if x._hooks:  # an input's grad hooks are part of what is checked, as when torch checks the input itself
+            copy._hooks = dict(x._hooks)
         return copy
     return x
+
+
+def gradgradcheck(fn: Callable[..., Tensor], *inputs: Any, grad_outputs: Any = None, eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, directions: int = 0, elementwise: bool = True,
+                  seed: int = 0) -> bool:
+    """True when the second derivatives of `fn(*inputs)` match central differences of its gradient.
+
+    As `torch.autograd.gradgradcheck`: runs `gradcheck` on the function that maps (inputs, v) to the
+    gradient of v . fn(inputs) with respect to the inputs that require grad, computed by `grad` with
+    `create_graph=True`. So it checks each op's backward as a function in its own right, including its
+    derivative with respect to v. `v` is `grad_outputs` when given, else drawn from `seed`. The other
+    arguments are gradcheck's, and so is the error (GradcheckError; input `len(inputs)` is v).
+    """
+    if grad_outputs is None:
+        with no_grad():
+            out = fn(*[_float64_copy(x) for x in inputs])
+        if not isinstance(out, Tensor):
+            raise ValueError(f"gradgradcheck: fn must return a Tensor, got {out!r:.80}")
+        grad_outputs = np.random.default_rng(seed).standard_normal(out.shape)
+    v = Tensor(grad_outputs.data if isinstance(grad_outputs, Tensor) else grad_outputs, requires_grad=True,
+               dtype=np.float64)
+    n = len(inputs)
+
+    def first_derivative(*args: Any) -> Tensor:
+        xs, v = args[:n], args[n]
+        checked = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+        with enable_grad():  # gradcheck evaluates under no_grad(), and a gradient needs a graph
+            out = fn(*xs)
+            grads = grad(out, checked, grad_outputs=v, create_graph=True, allow_unused=True)
+            return Tensor.concatenate([Tensor(np.zeros(x.data.size)) if g is None else g.reshape(-1)
+                                       for g, x in zip(grads, checked)])
+
+    return gradcheck(first_derivative, *inputs, v, eps=eps, atol=atol, rtol=rtol, directions=directions,
+                     elementwise=elementwise, seed=seed)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tqdm import tqdm
+
 from tinygrad_lite import train as training
 from tinygrad_lite.optim import registry
 from tinygrad_lite.rng import manual_seed
@@ -24,6 +26,8 @@ class BatchStudy:
     samples: int
     sizes: list[int | None] = field(default_factory=list)
     curves: list[Curve] = field(default_factory=list)
+    epochs: int = 0  # every run's epochs: the per-epoch panel's span (0: all logged)
+    seconds: float = 0.0  # every run's time budget, trained at least that long: the per-second panel's span
 
     columns = ("batch_size", "epoch", "seconds", "loss")
 
@@ -44,10 +48,13 @@ class BatchStudy:
 
 def batch_study(sizes: tuple[int | None, ...] = DEFAULT_BATCH_SIZES, *, dataset: str = "moons", samples: int = 1024,
                 hidden: tuple[int, ...] = (32, 32), optimizer: str = "gd", lr: float | None = None, epochs: int = 20,
-                evals_per_epoch: int = 4, max_seconds: float | None = None, seed: int = 0) -> BatchStudy:
-    """Train the same initial MLP on the same data once per batch size; each run is capped at `max_seconds`.
+                evals_per_epoch: int = 4, max_seconds: float | None = None, seconds: float = 0.0, seed: int = 0,
+                progress: bool = False) -> BatchStudy:
+    """Train the same initial MLP on the same data once per batch size, for `epochs` and at least `seconds`.
 
-    `optimizer` is any name in `optim.registry`; `lr=None` takes its default for `dataset`.
+    Every run then covers the same epochs and the same time budget, so both panels compare like with like;
+    `max_seconds` caps each run. `optimizer` is any name in `optim.registry`; `lr=None` takes its default for
+    `dataset`. `progress` shows a tqdm bar on a terminal.
     """
     if dataset not in training.DATASETS:
         raise ValueError(f"batch_study: unknown dataset {dataset!r}, expected one of {sorted(training.DATASETS)}")
@@ -59,12 +66,18 @@ def batch_study(sizes: tuple[int | None, ...] = DEFAULT_BATCH_SIZES, *, dataset:
     X, y = training.DATASETS[dataset](samples, seed=seed)
     sizes_of = [X.shape[1], *hidden, int(y.max()) + 1]
     warm_up(training.mlp(sizes_of), X, y)
-    study = BatchStudy(samples)
-    for size in sizes:
-        manual_seed(seed)  # the same initial weights for every batch size
-        model = training.mlp(sizes_of)
-        opt = registry.create(optimizer, model.parameters(), lr=lr)
-        study.sizes.append(size)
-        study.curves.append(train_curve(model, opt, X, y, batch_size=size, epochs=epochs,
-                                        evals_per_epoch=evals_per_epoch, max_seconds=max_seconds, seed=seed))
+    study = BatchStudy(samples, epochs=epochs, seconds=seconds)
+    with tqdm(total=len(sizes) * epochs, desc="batches", unit="epoch", leave=False,
+              disable=None if progress else True) as bar:
+        for run, size in enumerate(sizes, 1):
+            manual_seed(seed)  # the same initial weights for every batch size
+            model = training.mlp(sizes_of)
+            opt = registry.create(optimizer, model.parameters(), lr=lr)
+            bar.set_postfix_str(study.label(size))
+            study.sizes.append(size)
+            study.curves.append(train_curve(model, opt, X, y, batch_size=size, epochs=epochs,
+                                            evals_per_epoch=evals_per_epoch, max_seconds=max_seconds,
+                                            min_seconds=seconds, seed=seed,
+                                            on_epoch=lambda end: bar.update() if end.epoch <= epochs else None))
+            bar.update(run * epochs - bar.n)  # a run stopped early by max_seconds
     return study

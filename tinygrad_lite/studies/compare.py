@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tqdm import tqdm
+
 from tinygrad_lite import train as training
 from tinygrad_lite.optim import registry
 from tinygrad_lite.rng import manual_seed
@@ -50,11 +52,11 @@ class Comparison:
 def compare(optimizers: tuple[str, ...] = ARTICLE_OPTIMIZERS, lr: dict[str, float] | None = None, *,
             dataset: str = "spiral", samples: int = 300, hidden: tuple[int, ...] = (64, 64),
             batch_size: int | None = 64, epochs: int = 100,
-            target: float = 0.1, seed: int = 0) -> Comparison:
+            target: float = 0.1, seed: int = 0, progress: bool = False) -> Comparison:
     """Train the same initial network on the same batches with each optimizer, logging J after every step.
 
     Names are any in `optim.registry`; `lr` (keyed by any of their names) overrides the registry's default
-    learning rates for `dataset`.
+    learning rates for `dataset`. `progress` shows a tqdm bar on a terminal.
     """
     if dataset not in training.DATASETS or dataset == "regression":
         raise ValueError(f"compare: unknown or non-classification dataset {dataset!r}, expected one of "
@@ -66,13 +68,18 @@ def compare(optimizers: tuple[str, ...] = ARTICLE_OPTIMIZERS, lr: dict[str, floa
     sizes_of = [X.shape[1], *hidden, int(y.max()) + 1]
     warm_up(training.mlp(sizes_of), X, y)
     result = Comparison(target)
-    for name, rule in zip(optimizers, rules):
-        manual_seed(seed)  # the same initial weights for every optimizer
-        model = training.mlp(sizes_of)
-        opt = registry.create(rule, model.parameters(), lr=rates[rule])
-        steps_per_epoch = -(-samples // (batch_size or samples))
-        result.optimizers.append(name)
-        result.lrs.append(rates[rule])
-        result.curves.append(train_curve(model, opt, X, y, batch_size=batch_size, epochs=epochs,
-                                         evals_per_epoch=steps_per_epoch, seed=seed))
+    with tqdm(total=len(optimizers) * epochs, desc="compare", unit="epoch", leave=False,
+              disable=None if progress else True) as bar:
+        for run, (name, rule) in enumerate(zip(optimizers, rules), 1):
+            manual_seed(seed)  # the same initial weights for every optimizer
+            model = training.mlp(sizes_of)
+            opt = registry.create(rule, model.parameters(), lr=rates[rule])
+            steps_per_epoch = -(-samples // (batch_size or samples))
+            bar.set_postfix_str(name)
+            result.optimizers.append(name)
+            result.lrs.append(rates[rule])
+            result.curves.append(train_curve(model, opt, X, y, batch_size=batch_size, epochs=epochs,
+                                             evals_per_epoch=steps_per_epoch, seed=seed,
+                                             on_epoch=lambda end: bar.update()))
+            bar.update(run * epochs - bar.n)  # a run stopped early by a non-finite loss
     return result

@@ -7,6 +7,8 @@ stopped while J is evaluated, so `seconds` is training time only and compares fa
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,10 +42,13 @@ def cost(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
 
 def train_curve(model: nn.Module, optimizer: optim.Optimizer, X: np.ndarray, y: np.ndarray, *,
                 batch_size: int | None, epochs: int, evals_per_epoch: int = 1, max_seconds: float | None = None,
-                seed: int = 0) -> Curve:
+                min_seconds: float = 0.0, seed: int = 0,
+                on_epoch: Callable[[loop.Epoch], None] | None = None) -> Curve:
     """Train with mini-batches of `batch_size` (None = the full batch) and log J `evals_per_epoch` times an epoch.
 
-    Stops after `epochs` epochs, or at the first log point after `max_seconds` of training.
+    Stops after `epochs` epochs and `min_seconds` of training, whichever comes later (past `epochs`, J is
+    logged each time the training time has grown by a fifth, points evenly spread on a log time axis), or
+    at the first log point after `max_seconds`. `on_epoch` is called after each epoch (e.g. a progress bar).
     """
     if epochs < 1 or evals_per_epoch < 1:
         raise ValueError(f"train_curve: epochs and evals_per_epoch must be >= 1, got {epochs}, {evals_per_epoch}")
@@ -60,13 +65,20 @@ def train_curve(model: nn.Module, optimizer: optim.Optimizer, X: np.ndarray, y: 
         curve.losses.append(cost(model, X, y))
 
     def on_step(step: loop.Step) -> bool:
-        if step.batch % log_every and step.batch != steps_per_epoch:
+        finished = step.steps >= epochs * steps_per_epoch and step.seconds >= min_seconds
+        if step.epoch <= epochs:
+            due = step.batch % log_every == 0 or step.batch == steps_per_epoch
+        else:
+            due = step.seconds >= 1.2 * curve.seconds[-1]
+        if not (due or finished):
             return False
         log(step.steps, step.seconds)  # `fit` stops its clock while hooks run: J's evaluation is not timed
-        return not math.isfinite(curve.losses[-1]) or (max_seconds is not None and step.seconds >= max_seconds)
+        capped = max_seconds is not None and step.seconds >= max_seconds
+        return finished or capped or not math.isfinite(curve.losses[-1])
 
     log(0, 0.0)
-    loop.fit(optimizer, loader, lambda xb, yb: loss_fn(model(Tensor(xb)), yb), epochs=epochs, on_step=on_step)
+    loop.fit(optimizer, loader, lambda xb, yb: loss_fn(model(Tensor(xb)), yb),
+             epochs=epochs if min_seconds <= 0 else sys.maxsize, on_step=on_step, on_epoch=on_epoch)
     return curve
 
 
