@@ -135,6 +135,14 @@ UNARY = {
     "relu": (lambda t: t.relu(), lambda t: t.relu(), _away_from_zero),
     "leaky_relu": (lambda t: t.leaky_relu(0.2), lambda t: F.leaky_relu(t, 0.2), _away_from_zero),
     "clip": (lambda t: t.clip(-0.7, 0.9), lambda t: t.clamp(-0.7, 0.9), None),
+    "erf": (lambda t: t.erf(), lambda t: t.erf(), None),
+    "softplus": (lambda t: t.softplus(2.0, 1.0), lambda t: F.softplus(t, 2.0, 1.0), _away_from_zero),
+    "logsigmoid": (lambda t: t.logsigmoid(), lambda t: F.logsigmoid(t), None),
+    "gelu": (lambda t: t.gelu(), lambda t: F.gelu(t), None),
+    "gelu tanh": (lambda t: t.gelu("tanh"), lambda t: F.gelu(t, approximate="tanh"), None),
+    "silu": (lambda t: t.silu(), lambda t: F.silu(t), None),
+    "elu": (lambda t: t.elu(0.5), lambda t: F.elu(t, 0.5), _away_from_zero),
+    "casts and clone": (lambda t: t.float().double().clone(), lambda t: t.float().double().clone(), None),
     "clip array bounds": (lambda t: t.clip(np.array([-0.5, 0.0]), np.array([[0.5, 1.0], [0.2, 0.3], [1.0, 1.0]])),
                           lambda t: t.clamp(torch.tensor([-0.5, 0.0], dtype=torch.float64),
                                             torch.tensor([[0.5, 1.0], [0.2, 0.3], [1.0, 1.0]], dtype=torch.float64)),
@@ -173,6 +181,11 @@ REDUCTIONS = {
             lambda t, axis, keepdims: t.amax(dim=() if axis is None else axis, keepdim=keepdims)),
     "min": (lambda t, axis, keepdims: t.min(axis=axis, keepdims=keepdims),
             lambda t, axis, keepdims: t.amin(dim=() if axis is None else axis, keepdim=keepdims)),
+    "logsumexp": (lambda t, axis, keepdims: t.logsumexp(dim=axis, keepdim=keepdims),
+                  lambda t, axis, keepdims: t.logsumexp(dim=tuple(range(t.ndim)) if axis is None else axis,
+                                                        keepdim=keepdims)),
+    "var": (lambda t, axis, keepdims: t.var(dim=axis, keepdim=keepdims),
+            lambda t, axis, keepdims: t.var(dim=axis, keepdim=keepdims)),
 }
 
 
@@ -193,6 +206,10 @@ def test_movement_second_derivatives():
     check_higher(lambda t: (t * t).reshape(6, 4).T ** 2, lambda t: (t * t).reshape(6, 4).T ** 2, x, order=3)
     check_higher(lambda t: (t * t).transpose(1, 2, 0) ** 2, lambda t: (t * t).permute(1, 2, 0) ** 2, x)
     check_higher(lambda t: (t * t).flatten() ** 2, lambda t: (t * t).flatten() ** 2, x)
+    check_higher(lambda t: (t * t).gather(1, Tensor(np.array([[[0, 2, 2, 1]]]))) ** 2,
+                 lambda t: (t * t).gather(1, torch.tensor([[[0, 2, 2, 1]]])) ** 2, x)
+    check_higher(lambda t: (t * t).max(dim=1).values ** 2, lambda t: (t * t).max(dim=1).values ** 2, x)
+    check_higher(lambda t: tinygrad_lite.maximum(t * t, t) ** 2, lambda t: torch.maximum(t * t, t) ** 2, x)
 
 
 INDEXES = {

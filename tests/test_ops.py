@@ -578,7 +578,7 @@ def test_numpy_interop():
     assert np.asarray(t, dtype=np.float32).dtype == np.float32
     np.testing.assert_array_equal(np.array(t), x)
     assert t.numpy() is t.data
-    assert (t.shape, t.ndim, t.size, t.dtype) == ((2, 3), 2, 6, np.float64)
+    assert (t.shape, t.ndim, t.size(), t.size(1), t.numel(), t.dtype) == ((2, 3), 2, (2, 3), 3, 6, np.float64)
     assert len(t) == 2
 
 

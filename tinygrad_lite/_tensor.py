@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -97,6 +98,58 @@ class enable_grad(_GradMode):
 def is_grad_enabled() -> bool:
     """True unless inside `no_grad()` (and not inside an `enable_grad()` within it)."""
     return _grad_enabled
+
+
+_TORCH_KEYWORDS = (("dim", "axis"), ("keepdim", "keepdims"))
+
+
+def torch_keywords(func: Callable) -> Callable:
+    """Let `func`, which takes numpy's `axis=`/`keepdims=`, also take PyTorch's `dim=`/`keepdim=`.
+
+    The one place the two spellings meet: every reduction and axis-taking op is wrapped by it.
+    """
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            for torch_name, numpy_name in _TORCH_KEYWORDS:
+                if torch_name in kwargs:
+                    if numpy_name in kwargs:
+                        raise TypeError(f"{func.__name__}: got both {torch_name}= and {numpy_name}=; pass one")
+                    kwargs[numpy_name] = kwargs.pop(torch_name)
+        return func(*args, **kwargs)
+    return wrapper
+
+
+# PyTorch Tensor attributes tinygrad_lite lacks, and what to write instead (Tensor.__getattr__ raises with them).
+_TORCH_HINTS = {
+    "cuda": "tensors live on the CPU (numpy); drop .cuda()",
+    "type": "use .to(dtype), or .dtype to read the dtype",
+    "mm": "use a @ b or a.matmul(b)",
+    "bmm": "use a @ b, which batches over leading dims",
+    "norm": "use (x * x).sum().sqrt() (or x.abs().sum() for the 1-norm)",
+    "prod": "use x.data.prod() outside the graph, or x.log().sum().exp() for positive x",
+    "cumsum": "use x.data.cumsum(axis) outside the graph",
+    "sort": "use x.data.sort(axis) or np.argsort(x.data) outside the graph, then index x",
+    "topk": "use np.argsort(x.data) outside the graph, then index x with the indices",
+    "repeat": "use expand (no copy) or Tensor.cat([x] * n, dim)",
+    "storage": "tensors hold a numpy array: use .data",
+    "data_ptr": "tensors hold a numpy array: use .data.ctypes.data",
+    "pin_memory": "tensors live on the CPU (numpy); drop .pin_memory()",
+    "sign": "use x.data (numpy) for sign, floor, ceil and round: their gradient is zero",
+    "floor": "use x.data (numpy) for sign, floor, ceil and round: their gradient is zero",
+    "ceil": "use x.data (numpy) for sign, floor, ceil and round: their gradient is zero",
+    "round": "use x.data (numpy) for sign, floor, ceil and round: their gradient is zero",
+    "zero": "use tinygrad_lite.zeros_like(x), or x.data[...] = 0 outside the graph",
+    "fill": "use tinygrad_lite.full_like(x, value), or x.data[...] = value outside the graph",
+    "half": "float16 is not supported; use .float() (float32) or .double()",
+}
+
+
+class ValuesIndices(NamedTuple):
+    """What `max(dim)` and `min(dim)` return, as torch's `torch.return_types.max`."""
+
+    values: Tensor
+    indices: Tensor
 
 
 class Function:
@@ -220,11 +273,14 @@ class _FlatLink:
         self.stale = False
 
 
+_DEVICES = ("cpu", "cuda", "mps", "xpu", "meta")
+
+
 def _to_array(data: Any, dtype: Any) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data._data
     if dtype is not None:
-        return np.array(data, dtype=dtype)
+        return np.array(data, dtype=dtypes.as_dtype(dtype, "Tensor"))
     if isinstance(data, np.ndarray):
         return data.astype(np.float32) if data.dtype == np.float16 else data
     if isinstance(data, np.generic):
@@ -355,10 +411,22 @@ class Tensor:
         """The number of dimensions."""
         return self._data.ndim
 
-    @property
-    def size(self) -> int:
-        """The number of elements."""
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
+        """The shape, or the size of dimension `dim`, as `torch.Tensor.size` (a method; numpy's `.size` is `numel()`).
+
+        Returns a plain tuple where torch returns `torch.Size` (a tuple subclass)."""
+        if dim is None:
+            return self._data.shape
+        ops.check_axis("size", dim, self.shape)
+        return self._data.shape[dim] if self._data.ndim else 1
+
+    def numel(self) -> int:
+        """The number of elements (numpy's `.size`)."""
         return self._data.size
+
+    def dim(self) -> int:
+        """The number of dimensions, as `torch.Tensor.dim()` (the `ndim` property)."""
+        return self._data.ndim
 
     @property
     def is_leaf(self) -> bool:
@@ -410,9 +478,110 @@ class Tensor:
             return self._data.astype(dtype)
         return self._data.copy() if copy else self._data
 
+    def tolist(self) -> Any:
+        """The values as (nested lists of) Python numbers; a 0-d tensor gives a number, as in PyTorch."""
+        return self._data.tolist()
+
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, outside the graph."""
         return Tensor._make(self._data)
+
+    def clone(self) -> Tensor:
+        """A copy of the data that stays in the graph (its gradient flows back to this tensor)."""
+        return ops.Cast.apply(self, dtype=self._data.dtype)
+
+    # ---- dtype casts -------------------------------------------------------------------------------
+
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Tensor:
+        """This tensor in `dtype` (self when it has it already), as `torch.Tensor.to(dtype)`, `to(other)`.
+
+        A float-to-float cast stays in the graph; a cast to an integer or bool dtype leaves it. The device
+        "cpu" is accepted and ignored; there is no other device.
+        """
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, str) and arg.split(":")[0] in _DEVICES:
+                device = arg
+            else:
+                dtype = arg
+        if device is not None and str(device) != "cpu":
+            raise ValueError(f"to: tinygrad_lite computes on the CPU with numpy, so device {str(device)!r} does not "
+                             "exist; drop the device (or pass 'cpu')")
+        if dtype is None:
+            return self
+        dtype = dtypes.as_dtype(dtype, "to")
+        if dtype == self._data.dtype:
+            return self
+        if dtype.kind == "f":
+            return ops.Cast.apply(self, dtype=dtype)
+        return Tensor._make(self._data.astype(dtype))
+
+    def float(self) -> Tensor:
+        """`to(float32)`."""
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        """`to(float64)`."""
+        return self.to(np.float64)
+
+    def long(self) -> Tensor:
+        """`to(int64)`."""
+        return self.to(np.int64)
+
+    def int(self) -> Tensor:
+        """`to(int32)`."""
+        return self.to(np.int32)
+
+    def bool(self) -> Tensor:
+        """`to(bool)`."""
+        return self.to(np.bool_)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        """`to(other.dtype)`."""
+        return self.to(other.dtype)
+
+    def is_floating_point(self) -> bool:
+        """True for float32 and float64 tensors."""
+        return self._data.dtype.kind == "f"
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set `requires_grad` on this leaf in place and return it, as torch."""
+        if requires_grad and self._data.dtype.kind != "f":
+            raise TypeError(f"requires_grad_: only floating-point tensors can require grad, got dtype {self.dtype}")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use detach() to leave the graph")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def cpu(self) -> Tensor:
+        """Self: every tensor lives on the CPU."""
+        return self
+
+    def contiguous(self) -> Tensor:
+        """Self: numpy handles strides, so nothing needs making contiguous."""
+        return self
+
+    @property
+    def device(self) -> str:
+        """Always "cpu" (torch returns a `torch.device`)."""
+        return "cpu"
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: turn a PyTorch spelling we lack into a pointer to ours.
+        hint = _TORCH_HINTS.get(name)
+        base = name[:-1]
+        if hint is None and name.endswith("_") and not name.startswith("_") and (
+                base in _TORCH_HINTS or hasattr(Tensor, base)):
+            hint = "in-place ops are not supported; " + (
+                f"use the out-of-place x = x.{base}(...)" if hasattr(Tensor, base) else _TORCH_HINTS[base])
+        if hint is None:
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        raise AttributeError(f"Tensor.{name} is PyTorch API that tinygrad_lite does not have: {hint}")
+
+    def _floating(self) -> Tensor:
+        """Self if floating-point, else a float32 copy: what torch gives an integer tensor's exp, log, ..."""
+        return self if self._data.dtype.kind == "f" else Tensor._make(self._data.astype(dtypes.DEFAULT_FLOAT))
 
     def zero_grad(self) -> None:
         """Set `.grad` to None."""
@@ -495,19 +664,52 @@ class Tensor:
         """Matrix product with numpy's `@` rules (vectors, batches)."""
         return self @ other
 
+    # torch's method spellings of the operators.
+    def add(self, other: Any, alpha: float = 1) -> Tensor:
+        """self + alpha * other."""
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, alpha: float = 1) -> Tensor:
+        """self - alpha * other."""
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other: Any) -> Tensor:
+        """self * other."""
+        return self * other
+
+    def div(self, other: Any) -> Tensor:
+        """self / other (true division)."""
+        return self / other
+
+    def pow(self, exponent: Any) -> Tensor:
+        """self ** exponent."""
+        return self**exponent
+
+    def neg(self) -> Tensor:
+        """-self."""
+        return -self
+
+    def square(self) -> Tensor:
+        """self * self."""
+        return self * self
+
+    def reciprocal(self) -> Tensor:
+        """1 / self (float32 for an integer tensor)."""
+        return 1 / self
+
     # ---- elementwise -----------------------------------------------------------------------------
 
     def exp(self) -> Tensor:
         """e^x elementwise."""
-        return ops.Exp.apply(self)
+        return ops.Exp.apply(self._floating())
 
     def log(self) -> Tensor:
         """Natural logarithm elementwise."""
-        return ops.Log.apply(self)
+        return ops.Log.apply(self._floating())
 
     def sqrt(self) -> Tensor:
         """Square root elementwise (its gradient is infinite at 0)."""
-        return ops.Sqrt.apply(self)
+        return ops.Sqrt.apply(self._floating())
 
     def abs(self) -> Tensor:
         """|x| elementwise; the gradient at 0 is 0, as in PyTorch."""
@@ -515,11 +717,44 @@ class Tensor:
 
     def tanh(self) -> Tensor:
         """tanh(x) elementwise."""
-        return ops.Tanh.apply(self)
+        return ops.Tanh.apply(self._floating())
 
     def sigmoid(self) -> Tensor:
         """1 / (1 + exp(-x)), computed without overflow."""
-        return ops.Sigmoid.apply(self)
+        return ops.Sigmoid.apply(self._floating())
+
+    def erf(self) -> Tensor:
+        """The error function elementwise, 2/sqrt(pi) * integral of exp(-t^2) from 0 to x."""
+        return ops.Erf.apply(self._floating())
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+        """log(1 + exp(beta*x)) / beta, computed without overflow; x itself where beta*x > threshold, as torch."""
+        return ops.Softplus.apply(self._floating(), beta=beta, threshold=threshold)
+
+    def logsigmoid(self) -> Tensor:
+        """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+        return -ops.Softplus.apply(-self._floating(), beta=1.0, threshold=None)
+
+    def silu(self) -> Tensor:
+        """x * sigmoid(x) (swish)."""
+        x = self._floating()
+        return x * x.sigmoid()
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        """x * Phi(x), Phi the standard normal CDF: 0.5 x (1 + erf(x/sqrt 2)); `approximate='tanh'` uses
+        0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as torch."""
+        x = self._floating()
+        if approximate == "none":
+            return x * ((x * math.sqrt(0.5)).erf() + 1) * 0.5
+        if approximate == "tanh":
+            inner = (x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)
+            return x * (inner.tanh() + 1) * 0.5
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+    def elu(self, alpha: float = 1.0) -> Tensor:
+        """x where x > 0, else alpha * (exp(x) - 1)."""
+        x = self._floating()
+        return Tensor.where(x > 0, x, (x.clip(hi=0).exp() - 1) * alpha)  # clipped, so the unused exp stays finite
 
     def relu(self) -> Tensor:
         """max(x, 0) elementwise."""
@@ -563,34 +798,150 @@ class Tensor:
             limits.append(bound)
         return ops.Clip.apply(_cast(self, dtype), lo=limits[0], hi=limits[1])
 
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:
+        """`clip(min, max)`, PyTorch's name and keywords."""
+        return self.clip(min, max)
+
+    def maximum(self, other: Any) -> Tensor:
+        """The elementwise maximum, promoted as a binary op; ties send half the gradient to each side, as torch."""
+        a, b = tensors([self, other])
+        if not (_grad_enabled and (a.requires_grad or b.requires_grad)):
+            return Tensor._make(np.maximum(a._data, b._data))
+        return Tensor.where(a > b, a, Tensor.where(a < b, b, (a + b) * 0.5))  # a nan stays nan, as in torch
+
+    def minimum(self, other: Any) -> Tensor:
+        """The elementwise minimum, promoted as a binary op; ties send half the gradient to each side, as torch."""
+        a, b = tensors([self, other])
+        if not (_grad_enabled and (a.requires_grad or b.requires_grad)):
+            return Tensor._make(np.minimum(a._data, b._data))
+        return Tensor.where(a < b, a, Tensor.where(a > b, b, (a + b) * 0.5))
+
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        """`value` where `mask` is True, else this tensor's value; the result keeps this tensor's dtype, as torch."""
+        if not (isinstance(value, Tensor) and value.requires_grad):
+            value = np.asarray(value._data if isinstance(value, Tensor) else value, self._data.dtype)
+        elif value.dtype != self.dtype:
+            value = value.to(self.dtype)
+        mask = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {mask.dtype}")
+        return Tensor.where(mask, value, self)
+
     # ---- reductions ------------------------------------------------------------------------------
 
+    @torch_keywords
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Sum over `axis` (all axes when None), as `np.sum`."""
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
+    @torch_keywords
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Sum divided by the number of elements reduced (nan for an empty reduction, as numpy)."""
         if axis is not None:
             ops.check_axis("mean", axis, self.shape)  # before sum, so the error names mean
-        total = self.sum(axis=axis, keepdims=keepdims)
-        count = self.size // max(total.size, 1) if self.size else 0
+        x = self._floating()  # torch refuses an integer mean; numpy (and this) gives a float
+        total = x.sum(axis=axis, keepdims=keepdims)
+        count = x._data.size // max(total._data.size, 1) if x._data.size else 0
         return total * (1 / count if count else float("nan"))
 
-    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Maximum over `axis`; tied maxima share the gradient equally."""
+    @torch_keywords
+    def amax(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Maximum over `axis` (all axes when None); tied maxima share the gradient equally, as torch."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Minimum over `axis`, derived as -max(-x)."""
-        if axis is not None:
-            ops.check_axis("min", axis, self.shape)  # before the first negation records a node
-        return -((-self).max(axis=axis, keepdims=keepdims))
+    @torch_keywords
+    def amin(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Minimum over `axis` (all axes when None); tied minima share the gradient equally, as torch."""
+        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
+    def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool = False) -> Any:
+        """As torch: `max()` is the largest value, `max(dim)` the pair (values, indices), `max(other)` is
+        `maximum(other)`. With numpy's `axis=` it is `amax(axis, keepdims)`: a tensor."""
+        return self._extremum("max", dim, keepdim, axis, keepdims)
+
+    def min(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool = False) -> Any:
+        """As torch: `min()` is the smallest value, `min(dim)` the pair (values, indices), `min(other)` is
+        `minimum(other)`. With numpy's `axis=` it is `amin(axis, keepdims)`: a tensor."""
+        return self._extremum("min", dim, keepdim, axis, keepdims)
+
+    def _extremum(self, op: str, dim: Any, keepdim: bool, axis: Any, keepdims: bool) -> Any:
+        reduce = self.amax if op == "max" else self.amin
+        if dim is None:
+            return reduce(axis, keepdims or keepdim)
+        if axis is not None:
+            raise TypeError(f"{op}: got both dim and axis=; pass one")
+        if isinstance(dim, Tensor) or (not isinstance(dim, (int, np.integer)) and dtypes.scalar_category(dim)):
+            return self.maximum(dim) if op == "max" else self.minimum(dim)
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"{op}: dim must be an int (for the pair values, indices), got {dim!r}; "
+                            "amax/amin take a tuple of dims")
+        indices = (self.argmax if op == "max" else self.argmin)(dim, keepdims=True)
+        values = self.gather(dim, indices)  # the gradient goes to the one index, as torch's max(dim) does
+        if not keepdim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        return ValuesIndices(values, indices)
+
+    @torch_keywords
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """The int64 index of the first maximum over `axis` (of the flattened tensor when None), outside the graph."""
+        return self._arg("argmax", axis, keepdims)
+
+    @torch_keywords
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """The int64 index of the first minimum over `axis` (of the flattened tensor when None), outside the graph."""
+        return self._arg("argmin", axis, keepdims)
+
+    def _arg(self, op: str, axis: int | None, keepdims: bool) -> Tensor:
+        if axis is not None and not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise TypeError(f"{op}: axis must be None or an int, got {axis!r}")
+        axis = ops.check_axis(op, axis, self.shape)
+        if self._data.size == 0:
+            raise ValueError(f"{op}: cannot take the {op} of an empty tensor of shape {self.shape}")
+        data = self._data.reshape(-1) if axis is None and not keepdims else self._data
+        out = getattr(np, op)(data, axis=axis, keepdims=keepdims)
+        return Tensor._make(np.asarray(out, dtype=np.int64))
+
+    @torch_keywords
+    def var(self, axis: int | Sequence[int] | None = None, unbiased: bool | None = None, keepdims: bool = False,
+            *, correction: float | None = None) -> Tensor:
+        """sum((x - mean)^2) / (N - correction) over `axis`; correction defaults to 1 (unbiased), as torch
+        (numpy's `ddof` is 0). `unbiased=False` means correction 0."""
+        if unbiased is not None and correction is not None:
+            raise TypeError("var: got both unbiased= and correction=; pass one")
+        if correction is None:
+            correction = 0 if unbiased is False else 1
+        x = self._floating()
+        if axis is not None:
+            ops.check_axis("var", axis, self.shape)
+        deviation = x - x.mean(axis=axis, keepdims=True)
+        squares = (deviation * deviation).sum(axis=axis, keepdims=keepdims)
+        count = x._data.size // max(squares._data.size, 1)
+        return squares * (1 / (count - correction) if count > correction else float("inf"))  # 0/0 is nan, as torch
+
+    @torch_keywords
+    def std(self, axis: int | Sequence[int] | None = None, unbiased: bool | None = None, keepdims: bool = False,
+            *, correction: float | None = None) -> Tensor:
+        """sqrt of `var` (same arguments; correction 1 by default, as torch)."""
+        return self.var(axis, unbiased, keepdims, correction=correction).sqrt()
+
+    @torch_keywords
+    def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """log(sum(exp(x))) over `axis`, shifted by the max so it cannot overflow; its gradient is softmax(x)."""
+        x = self._floating()
+        with no_grad():
+            shift = x.amax(axis=axis, keepdims=True)._data
+        shift = np.where(np.isfinite(shift), shift, 0)  # all -inf gives log(0) = -inf, not nan
+        out = (x - shift).exp().sum(axis=axis, keepdims=True).log() + shift
+        if keepdims:
+            return out
+        return out.reshape(()) if axis is None else out.squeeze(axis)
+
+    @torch_keywords
     def softmax(self, axis: int = -1) -> Tensor:
         """exp(x) / sum(exp(x)) along `axis`, shifted by the max so it cannot overflow."""
         return ops.Softmax.apply(self, axis=axis)
 
+    @torch_keywords
     def log_softmax(self, axis: int = -1) -> Tensor:
         """x - logsumexp(x) along `axis`, computed stably."""
         return ops.LogSoftmax.apply(self, axis=axis)
@@ -607,15 +958,101 @@ class Tensor:
             raise TypeError(f"reshape: shape {shape} has a size that is not an int; expected ints") from None
         return ops.Reshape.apply(self, shape=shape)
 
-    def flatten(self) -> Tensor:
-        """A 1-D view of all elements, `reshape(-1)`."""
-        return self.reshape(-1)
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
+        """`reshape`: PyTorch's view shares memory with a contiguous tensor; here numpy decides whether it copies."""
+        return self.reshape(*shape)
 
-    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
-        """Permute axes (all reversed when none are given), as `np.transpose`."""
-        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
-            axes = tuple(axes[0])
-        return ops.Transpose.apply(self, axes=tuple(axes) if axes else None)
+    def view_as(self, other: Tensor) -> Tensor:
+        """`reshape(other.shape)`."""
+        return self.reshape(other.shape)
+
+    def reshape_as(self, other: Tensor) -> Tensor:
+        """`reshape(other.shape)`."""
+        return self.reshape(other.shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge dims start_dim..end_dim (all by default) into one, as `torch.flatten`."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = (ops.check_axis("flatten", d, self.shape) % self.ndim for d in (start_dim, end_dim))
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a tensor of shape "
+                             f"{self.shape}")
+        return self.reshape(self.shape[:start] + (math.prod(self.shape[start:end + 1]),) + self.shape[end + 1:])
+
+    def transpose(self, *dims: int | Sequence[int]) -> Tensor:
+        """`transpose(d0, d1)` swaps two dims, as torch; `transpose((2, 0, 1))` permutes all of them and
+        `transpose()` reverses them, as numpy (a 2-D `transpose(0, 1)` swaps: the torch reading wins)."""
+        if len(dims) == 2 and all(isinstance(d, (int, np.integer)) for d in dims):
+            return self.swapaxes(*dims)
+        if len(dims) == 1 and not isinstance(dims[0], (int, np.integer)):
+            dims = tuple(dims[0])
+        return ops.Transpose.apply(self, axes=tuple(dims) if dims else None)
+
+    def swapaxes(self, dim0: int, dim1: int) -> Tensor:
+        """Swap two dims (`transpose(dim0, dim1)`, torch's `swapdims`)."""
+        for dim in (dim0, dim1):
+            ops.check_axis("transpose", dim, self.shape)
+        if self.ndim == 0:
+            return self
+        order = list(range(self.ndim))
+        order[dim0], order[dim1] = order[dim1], order[dim0]
+        return ops.Transpose.apply(self, axes=tuple(order))
+
+    swapdims = swapaxes
+
+    def permute(self, *dims: int | Sequence[int]) -> Tensor:
+        """Reorder all dims: output dim i is input dim dims[i], as `torch.permute` (and `np.transpose`)."""
+        if len(dims) == 1 and not isinstance(dims[0], (int, np.integer)):
+            dims = tuple(dims[0])
+        return ops.Transpose.apply(self, axes=tuple(dims))
+
+    def t(self) -> Tensor:
+        """Transpose a tensor of at most 2 dims, as `torch.Tensor.t`."""
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor of at most 2 dims, got shape {self.shape}; use transpose(d0, d1)")
+        return self.transpose()
+
+    @torch_keywords
+    def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
+        """Drop dims of size 1 (only those in `axis` when given; a named dim of another size stays, as torch)."""
+        axis = ops.check_axis("squeeze", axis, self.shape)
+        if self.ndim == 0:
+            return self.reshape(())
+        dropped = (range(self.ndim) if axis is None else
+                   {a % self.ndim for a in (axis if isinstance(axis, tuple) else (axis,))})
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dropped and n == 1)))
+
+    @torch_keywords
+    def unsqueeze(self, axis: int) -> Tensor:
+        """Insert a dim of size 1 at `axis`, which may be -ndim-1 .. ndim, as torch."""
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"unsqueeze: dim must be an int, got {axis!r}")
+        if not -self.ndim - 1 <= axis <= self.ndim:
+            raise ops.AxisError(f"unsqueeze: dim {axis} is out of range for a tensor of shape {self.shape}; "
+                                f"expected {-self.ndim - 1} <= dim <= {self.ndim}")
+        axis = axis % (self.ndim + 1)
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def expand(self, *sizes: int | Sequence[int]) -> Tensor:
+        """Broadcast to `sizes` (-1 keeps a dim; new dims go in front), as torch; the gradient sums back."""
+        if len(sizes) == 1 and not isinstance(sizes[0], (int, np.integer)):
+            sizes = tuple(sizes[0])
+        added = len(sizes) - self.ndim
+        if added < 0:
+            raise ValueError(f"expand: {len(sizes)} sizes {sizes} for a tensor of shape {self.shape}; expected at "
+                             f"least {self.ndim}")
+        shape = tuple(self.shape[i - added] if n == -1 and i >= added else n for i, n in enumerate(sizes))
+        if any(n < 0 for n in shape) or any(m != 1 and m != n for m, n in zip(self.shape, shape[added:])):
+            raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes}; each dim must match or be 1 "
+                             "(-1 keeps a dim)")
+        if shape == self.shape:
+            return self
+        return self + Tensor._make(np.zeros(shape, self._data.dtype))  # adding zeros broadcasts; exact
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        """`expand(other.shape)`."""
+        return self.expand(other.shape)
 
     @property
     def T(self) -> Tensor:
@@ -633,11 +1070,19 @@ class Tensor:
         return ops.GetItem.apply(self, index=index)
 
     @staticmethod
+    @torch_keywords
     def concatenate(values: Sequence[Any], axis: int = 0) -> Tensor:
         """Join tensors along an existing axis."""
         return ops.Concatenate.apply(*tensors(values), axis=axis)
 
     @staticmethod
+    @torch_keywords
+    def cat(values: Sequence[Any], axis: int = 0) -> Tensor:
+        """`concatenate`, PyTorch's name: `cat([a, b], dim=1)`."""
+        return Tensor.concatenate(values, axis)
+
+    @staticmethod
+    @torch_keywords
     def stack(values: Sequence[Any], axis: int = 0) -> Tensor:
         """Join tensors along a new axis."""
         parts = tensors(values)
@@ -652,8 +1097,55 @@ class Tensor:
         if not -len(shape) - 1 <= axis <= len(shape):
             raise ops.AxisError(f"stack: axis {axis} is out of range for stacking tensors of shape {shape}; "
                                 f"expected {-len(shape) - 1} <= axis <= {len(shape)}")
-        axis = axis if axis >= 0 else axis + len(shape) + 1
-        return Tensor.concatenate([p.reshape(p.shape[:axis] + (1,) + p.shape[axis:]) for p in parts], axis)
+        return Tensor.concatenate([p.unsqueeze(axis) for p in parts], axis)
+
+    @torch_keywords
+    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:
+        """Pieces along `axis`: of `split_size` each (the last may be smaller), or of the listed sizes, as torch."""
+        length = self.size(axis)
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            if split_size_or_sections <= 0:
+                raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
+            sizes = [min(split_size_or_sections, length - start)
+                     for start in range(0, length, split_size_or_sections)] or [0]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != length or min(sizes, default=0) < 0:
+                raise ValueError(f"split: sections {sizes} must be sizes >= 0 that sum to the dim's size {length} "
+                                 f"(tensor of shape {self.shape}, dim {axis})")
+        axis %= self.ndim
+        starts = np.cumsum([0, *sizes])
+        before = (slice(None),) * axis
+        return tuple(self[before + (slice(int(a), int(b)),)] for a, b in zip(starts[:-1], starts[1:]))
+
+    @torch_keywords
+    def chunk(self, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
+        """`chunks` pieces (fewer when the dim is short) of ceil(size / chunks) each along `axis`, as torch."""
+        if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+            raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+        return self.split(max(-(-self.size(axis) // chunks), 1), axis)
+
+    @torch_keywords
+    def gather(self, axis: int, index: Any) -> Tensor:
+        """out[i][j] = self[index[i][j]][j] for axis 0 (and so on), as `torch.gather`; index has this tensor's
+        number of dims and sizes no larger than its own outside `axis`. The gradient adds back at the indices."""
+        index = np.asarray(index._data if isinstance(index, Tensor) else index)
+        axis = ops.check_axis("gather", axis, self.shape)
+        if index.ndim != self.ndim or not np.issubdtype(index.dtype, np.integer):
+            raise ValueError(f"gather: index must be an integer tensor with {self.ndim} dims like the input of shape "
+                             f"{self.shape}, got {index.dtype} of shape {index.shape}")
+        if self.ndim == 0:
+            return self.reshape(1).gather(0, index.reshape(1)).reshape(())
+        axis %= self.ndim
+        if any(i != axis and m > n for i, (m, n) in enumerate(zip(index.shape, self.shape))):
+            raise ValueError(f"gather: index of shape {index.shape} is larger than the input of shape {self.shape} "
+                             f"outside dim {axis}")
+        if index.size and (index.min() < 0 or index.max() >= self.shape[axis]):
+            raise IndexError(f"gather: index values must be in [0, {self.shape[axis]}) for dim {axis} of a tensor of "
+                             f"shape {self.shape}, got {index.min()}..{index.max()}")
+        mesh = list(np.ogrid[tuple(slice(n) for n in index.shape)])
+        mesh[axis] = index
+        return self[tuple(mesh)]
 
     @staticmethod
     def where(condition: Any, a: Any, b: Any) -> Tensor:

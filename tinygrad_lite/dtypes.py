@@ -74,3 +74,23 @@ def result_type(*operands: Any, true_divide: bool = False) -> np.dtype:
     if true_divide and category(dtype) != FLOAT:
         return DEFAULT_FLOAT
     return dtype
+
+
+# PyTorch's names that numpy spells differently or reads differently ("float" is float64 to numpy).
+_TORCH_NAMES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
+                "short": "int16", "bool": "bool"}
+
+
+def as_dtype(dtype: Any, op: str = "dtype") -> np.dtype:
+    """`dtype` as a numpy dtype: a numpy dtype or type, a name ("float32", or PyTorch's "long", "double", ...),
+    a Python type (float is float64, as in numpy and torch), or a `torch.dtype` (read by its name)."""
+    if isinstance(dtype, np.dtype):
+        return dtype
+    if isinstance(dtype, str) or type(dtype).__module__ == "torch":
+        name = str(dtype).removeprefix("torch.")
+        dtype = _TORCH_NAMES.get(name, name)
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: dtype {dtype!r} is not a dtype; expected e.g. tinygrad_lite.float32, np.int64 "
+                        "or 'float64'") from None

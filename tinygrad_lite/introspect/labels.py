@@ -36,7 +36,7 @@ def leaf_kind(t: Tensor) -> str:
     """'param' for a leaf that requires grad, 'const' for a size-1 constant, else 'input'."""
     if t.requires_grad:
         return "param"
-    return "const" if t.size == 1 else "input"
+    return "const" if t.numel() == 1 else "input"
 
 
 def tensor_label(t: Tensor, names: dict[int, str]) -> str:

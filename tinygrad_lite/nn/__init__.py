@@ -2,6 +2,8 @@
 
 from tinygrad_lite.nn import functional, init, utils
 from tinygrad_lite.nn.layers import (
+    ELU,
+    GELU,
     BatchNorm1d,
     Dropout,
     Embedding,
@@ -10,12 +12,15 @@ from tinygrad_lite.nn.layers import (
     LayerNorm,
     LeakyReLU,
     Linear,
+    LogSigmoid,
     ModuleDict,
     ModuleList,
     ReLU,
     Sequential,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from tinygrad_lite.nn.losses import (
@@ -31,8 +36,8 @@ from tinygrad_lite.nn.losses import (
 from tinygrad_lite.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "Embedding", "Flatten",
-    "HuberLoss", "Identity", "IncompatibleKeys", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "MSELoss",
-    "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "SmoothL1Loss",
-    "Softmax", "StateDictError", "Tanh", "functional", "init", "utils",
+    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "ELU", "Embedding", "Flatten",
+    "GELU", "HuberLoss", "Identity", "IncompatibleKeys", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSigmoid",
+    "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid",
+    "SmoothL1Loss", "Softmax", "Softplus", "StateDictError", "Tanh", "functional", "init", "utils",
 ]

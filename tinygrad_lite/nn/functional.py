@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_lite import ops
-from tinygrad_lite._tensor import Tensor, as_tensor
+from tinygrad_lite._tensor import Tensor, as_tensor, torch_keywords
 from tinygrad_lite.rng import generator
 
 
@@ -33,14 +33,55 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     return x.leaky_relu(negative_slope)
 
 
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) with Phi the standard normal CDF (exact, via erf); `approximate='tanh'` as torch."""
+    return x.gelu(approximate)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x)."""
+    return x.silu()
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta*x)) / beta without overflow, and x where beta*x > threshold."""
+    return x.softplus(beta, threshold)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    return x.elu(alpha)
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)), finite for any x."""
+    return x.logsigmoid()
+
+
+@torch_keywords
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along `axis`, computed stably."""
+    """exp(x) / sum(exp(x)) along `axis` (or `dim=`), computed stably."""
     return x.softmax(axis)
 
 
+@torch_keywords
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """x - logsumexp(x) along `axis`, computed stably."""
+    """x - logsumexp(x) along `axis` (or `dim=`), computed stably."""
     return x.log_softmax(axis)
+
+
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
+    """int64 of shape (*tensor.shape, num_classes) with a 1 at each class index, as torch; -1 means max + 1."""
+    labels = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"one_hot: expected integer class indices, got dtype {labels.dtype}")
+    if num_classes == -1:
+        if not labels.size:
+            raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass num_classes")
+        num_classes = int(labels.max()) + 1
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"one_hot: class indices must be in [0, {num_classes}), got {labels.min()}..{labels.max()}")
+    return Tensor._make((labels[..., None] == np.arange(num_classes)).astype(np.int64))
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lite._tensor import Tensor
+from tinygrad_lite._tensor import Tensor, torch_keywords
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.nn.init import normal_, ones_, uniform_, zeros_
 from tinygrad_lite.nn.module import Module, Parameter
@@ -169,9 +169,65 @@ class Tanh(Module):
         return x.tanh()
 
 
-class Softmax(Module):
-    """softmax along `axis`, as a layer."""
+class GELU(Module):
+    """x * Phi(x), as a layer; `approximate='tanh'` as torch."""
 
+    def __init__(self, approximate: str = "none") -> None:
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.gelu(self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """x * sigmoid(x), as a layer."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.silu()
+
+
+class Softplus(Module):
+    """log(1 + exp(beta*x)) / beta (x where beta*x > threshold), as a layer."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.softplus(self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class ELU(Module):
+    """x if x > 0 else alpha * (exp(x) - 1), as a layer."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.elu(self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class LogSigmoid(Module):
+    """log(sigmoid(x)), as a layer."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.logsigmoid()
+
+
+class Softmax(Module):
+    """softmax along `axis` (torch's `dim`, which it also takes), as a layer."""
+
+    @torch_keywords
     def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 

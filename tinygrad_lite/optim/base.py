@@ -61,7 +61,7 @@ class _FlatChunk:
         self.params = params
         self.link = _FlatLink()
         dtype = params[0].dtype
-        sizes = [p.size for p in params]
+        sizes = [p.numel() for p in params]
         bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         total = int(bounds[-1])
         self.param_buf = np.empty(total, dtype)
