@@ -95,6 +95,19 @@ CASES = {
     "softplus beta threshold": (lambda x, lib: F_of(lib).softplus(x * 5, beta=2, threshold=3), [(3, 4)]),
     "elu": (lambda x, lib: F_of(lib).elu(x, alpha=0.7), [(3, 4)]),
     "logsigmoid": (lambda x, lib: F_of(lib).logsigmoid(x * 5), [(3, 4)]),
+    "module-level math": (lambda x, y, lib: lib.exp(x) + lib.sigmoid(y) * lib.abs(x).sqrt() + lib.tanh(x).neg()
+                          + lib.pow(lib.relu(y), 2) + lib.erf(x) + lib.clamp(x, -0.5, 0.5) + lib.div(x, 3)
+                          + lib.log(lib.square(y) + 1) + lib.reciprocal(lib.add(lib.square(x), 1))
+                          + lib.masked_fill(x, y > 0, 0.0), [(3, 4), (3, 4)]),
+    "module-level reductions": (lambda x, lib: lib.sum(x, dim=1) * lib.amax(x, 1) + lib.max(x, dim=1).values
+                                + lib.min(x) + lib.var(x, 1) + lib.logsumexp(x, dim=1) + lib.log_softmax(x, 1)[:, 0]
+                                + lib.softmax(x, dim=1)[:, 1] + lib.mean(x, 1) + lib.std(x, dim=1) + lib.amin(x, 1),
+                                [(3, 4)]),
+    "module-level shapes": (lambda x, y, lib: lib.matmul(lib.transpose(lib.reshape(x, (4, 3)), 0, 1),
+                                                         lib.flatten(lib.unsqueeze(lib.squeeze(y), 0), 0, 1))
+                            + lib.permute(lib.gather(x, 1, lib.tensor([[0], [2], [1]])), (1, 0)).sum()
+                            + lib.split(x, 2, 1)[0].sum() + lib.chunk(x, 3)[2].sum() + lib.clone(x).sum()
+                            + lib.mul(lib.sub(x, y.t(), alpha=2), 2).sum(), [(3, 4), (4, 1)]),
     "modules": (lambda x, lib: lib.nn.Sequential(lib.nn.GELU(), lib.nn.SiLU(), lib.nn.Softplus(beta=0.5),
                                                  lib.nn.ELU(), lib.nn.LogSigmoid(), lib.nn.Softmax(dim=1))(x),
                 [(3, 4)]),
@@ -454,8 +467,10 @@ def test_pytorch_spellings_we_lack_name_the_equivalent(name, fragment):
     assert fragment in str(info.value)
     with pytest.raises(AttributeError, match="no attribute 'nonsense_'"):
         _ = tl.zeros(2).nonsense_
-    with pytest.raises(AttributeError, match="it is a Tensor method.*x.exp"):
-        _ = tl.exp
+    with pytest.raises(AttributeError, match="it is a Tensor method.*x.swapaxes"):
+        _ = tl.swapaxes
+    with pytest.raises(AttributeError, match="tinygrad_lite.cumsum is PyTorch API.*x.data.cumsum"):
+        _ = tl.cumsum
     assert not hasattr(tl.zeros(2), "cuda")
     assert pickle.loads(pickle.dumps(tl.zeros(2))).shape == (2,)  # __getattr__ leaves pickling alone
 
