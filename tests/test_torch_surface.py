@@ -278,6 +278,9 @@ def test_constructor_errors_name_the_op():
         tl.tensor([1, 2], requires_grad=True)
     with pytest.raises(TypeError, match="zeros: dtype 'flaot32' is not a dtype"):
         tl.zeros(2, dtype="flaot32")
+    with pytest.raises(ValueError, match="randn: tinygrad_lite computes on the CPU.*device 'cuda:0'"):
+        tl.randn(2, device="cuda:0")
+    assert tl.zeros_like(tl.ones(2), device="cpu").device == tl.tensor([1], device="cpu").device == "cpu"
 
 
 @pytest.mark.parametrize("dtype, expected", [

@@ -276,6 +276,13 @@ class _FlatLink:
 _DEVICES = ("cpu", "cuda", "mps", "xpu", "meta")
 
 
+def check_device(op: str, device: Any) -> None:
+    """Raise unless `device` is None or the CPU, the one device there is."""
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"{op}: tinygrad_lite computes on the CPU with numpy, so device {str(device)!r} does not "
+                         "exist; drop the device (or pass 'cpu')")
+
+
 def _to_array(data: Any, dtype: Any) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data._data
@@ -505,9 +512,7 @@ class Tensor:
                 device = arg
             else:
                 dtype = arg
-        if device is not None and str(device) != "cpu":
-            raise ValueError(f"to: tinygrad_lite computes on the CPU with numpy, so device {str(device)!r} does not "
-                             "exist; drop the device (or pass 'cpu')")
+        check_device("to", device)
         if dtype is None:
             return self
         dtype = dtypes.as_dtype(dtype, "to")

@@ -1,10 +1,10 @@
 """Creating tensors: PyTorch's factory functions (`tensor`, `zeros`, `arange`, `rand`, ...) and their `*_like` forms.
 
-Each takes `dtype=` (a numpy dtype, a name such as "int64", or a torch-style alias such as `tinygrad_lite.long`)
-and `requires_grad=`. Without a dtype they infer one as torch does: float32 for floats (and for `zeros`, `rand`,
-...), int64 for Python ints, bool for bools. The random ones draw from the generator `manual_seed` reseeds;
-their streams are numpy's, so the numbers differ from torch's for the same seed. Each is also a static method
-of `Tensor` (`Tensor.zeros(2, 3)`), as tinygrad spells them.
+Each takes `dtype=` (a numpy dtype, a name such as "int64", or a torch-style alias such as `tinygrad_lite.long`),
+`requires_grad=` and `device=` (only "cpu"). Without a dtype they infer one as torch does: float32 for floats
+(and for `zeros`, `rand`, ...), int64 for Python ints, bool for bools. The random ones draw from the generator
+`manual_seed` reseeds; their streams are numpy's, so the numbers differ from torch's for the same seed. Each is
+also a static method of `Tensor` (`Tensor.zeros(2, 3)`), as tinygrad spells them.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from tinygrad_lite import dtypes
-from tinygrad_lite._tensor import Tensor
+from tinygrad_lite._tensor import Tensor, check_device
 from tinygrad_lite.rng import generator
 
 Size = int | Sequence[int]
 
 
-def _make(op: str, array: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
+def _make(op: str, array: np.ndarray, dtype: Any, requires_grad: bool, device: Any) -> Tensor:
+    check_device(op, device)
     if dtype is not None:
         array = array.astype(dtypes.as_dtype(dtype, op), copy=False)
     if requires_grad and array.dtype.kind != "f":
@@ -54,7 +55,7 @@ def _inferred(values: np.ndarray, source: Any) -> np.ndarray:
     return values
 
 
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """A new tensor holding a copy of `data`, its dtype inferred as `torch.tensor` does.
 
     `tensor([1, 2])` is int64, `tensor([1.0])` and `tensor([1, 2.5])` float32, `tensor([True])` bool, and a numpy
@@ -65,7 +66,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     elif isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in data):
         data = [v.data if isinstance(v, Tensor) else v for v in data]  # a list of 0-d tensors, as torch allows
     values = np.array(data)
-    return _make("tensor", _inferred(values, data) if dtype is None else values, dtype, requires_grad)
+    return _make("tensor", _inferred(values, data) if dtype is None else values, dtype, requires_grad, device)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
@@ -75,51 +76,53 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._make(array)
 
 
-def zeros(*size: Size, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def zeros(*size: Size, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """A tensor of zeros (float32 unless `dtype`)."""
-    return _make("zeros", np.zeros(_shape("zeros", size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+    return _make("zeros", np.zeros(_shape("zeros", size), dtypes.DEFAULT_FLOAT), dtype, requires_grad, device)
 
 
-def ones(*size: Size, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones(*size: Size, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """A tensor of ones (float32 unless `dtype`)."""
-    return _make("ones", np.ones(_shape("ones", size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+    return _make("ones", np.ones(_shape("ones", size), dtypes.DEFAULT_FLOAT), dtype, requires_grad, device)
 
 
-def empty(*size: Size, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def empty(*size: Size, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """An uninitialised tensor (float32 unless `dtype`)."""
-    return _make("empty", np.empty(_shape("empty", size), dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+    return _make("empty", np.empty(_shape("empty", size), dtypes.DEFAULT_FLOAT), dtype, requires_grad, device)
 
 
-def full(size: Size, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def full(size: Size, fill_value: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """A tensor filled with `fill_value`, whose dtype it takes as torch does (7 int64, 7.0 float32, True bool)."""
     shape = _shape("full", (size,))
     if dtype is None:
-        return _make("full", np.full(shape, _inferred(np.array(fill_value), fill_value)), None, requires_grad)
-    return _make("full", np.full(shape, fill_value, dtypes.as_dtype(dtype, "full")), None, requires_grad)
+        return _make("full", np.full(shape, _inferred(np.array(fill_value), fill_value)), None, requires_grad, device)
+    return _make("full", np.full(shape, fill_value, dtypes.as_dtype(dtype, "full")), None, requires_grad, device)
 
 
-def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """The n x m (n x n) identity matrix (float32 unless `dtype`)."""
-    return _make("eye", np.eye(n, m, dtype=dtypes.DEFAULT_FLOAT), dtype, requires_grad)
+    return _make("eye", np.eye(n, m, dtype=dtypes.DEFAULT_FLOAT), dtype, requires_grad, device)
 
 
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None,
-           requires_grad: bool = False) -> Tensor:
+           requires_grad: bool = False, device: Any = None) -> Tensor:
     """start, start + step, ... below `end` (`arange(n)` is 0..n-1): int64 when all are ints, else float32."""
     if end is None:
         start, end = 0, start
     if step == 0:
         raise ValueError("arange: step must be nonzero")
     values = np.arange(start, end, step)
-    return _make("arange", _inferred(values, None) if dtype is None else values, dtype, requires_grad)
+    return _make("arange", _inferred(values, None) if dtype is None else values, dtype, requires_grad, device)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def linspace(start: float, end: float, steps: int,
+             dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """`steps` evenly spaced values from start to end inclusive (float32 unless `dtype`)."""
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise TypeError(f"linspace: steps must be an int >= 0, got {steps!r}")
     values = np.linspace(start, end, steps)
-    return _make("linspace", values.astype(dtypes.DEFAULT_FLOAT) if dtype is None else values, dtype, requires_grad)
+    values = values.astype(dtypes.DEFAULT_FLOAT) if dtype is None else values
+    return _make("linspace", values, dtype, requires_grad, device)
 
 
 def _float_dtype(op: str, dtype: Any) -> np.dtype:
@@ -129,19 +132,20 @@ def _float_dtype(op: str, dtype: Any) -> np.dtype:
     return dtype
 
 
-def rand(*size: Size, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def rand(*size: Size, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """Uniform samples in [0, 1) (float32 unless `dtype`), from the generator `manual_seed` seeds."""
     dtype = _float_dtype("rand", dtype)
-    return _make("rand", generator().random(_shape("rand", size), dtype=dtype), None, requires_grad)
+    return _make("rand", generator().random(_shape("rand", size), dtype=dtype), None, requires_grad, device)
 
 
-def randn(*size: Size, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def randn(*size: Size, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """Standard normal samples (float32 unless `dtype`), from the generator `manual_seed` seeds."""
     dtype = _float_dtype("randn", dtype)
-    return _make("randn", generator().standard_normal(_shape("randn", size), dtype=dtype), None, requires_grad)
+    return _make("randn", generator().standard_normal(_shape("randn", size), dtype=dtype), None, requires_grad, device)
 
 
-def randint(*args: Any, size: Size | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def randint(*args: Any, size: Size | None = None,
+            dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """Integers uniform in [low, high): `randint(high, size)` or `randint(low, high, size)`, int64 unless `dtype`."""
     if size is None and args and not isinstance(args[-1], (int, np.integer)):
         *args, size = args
@@ -152,45 +156,47 @@ def randint(*args: Any, size: Size | None = None, dtype: Any = None, requires_gr
     if low >= high:
         raise ValueError(f"randint: low {low} must be below high {high}")
     values = generator().integers(low, high, _shape("randint", (size,)), dtype=np.int64)
-    return _make("randint", values, dtype, requires_grad)
+    return _make("randint", values, dtype, requires_grad, device)
 
 
-def zeros_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def zeros_like(input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """Zeros of `input`'s shape and dtype (or `dtype`)."""
-    return zeros(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad)
+    return zeros(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
 
 
-def ones_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones_like(input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """Ones of `input`'s shape and dtype (or `dtype`)."""
-    return ones(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad)
+    return ones(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
 
 
-def empty_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def empty_like(input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """An uninitialised tensor of `input`'s shape and dtype (or `dtype`)."""
-    return empty(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad)
+    return empty(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
 
 
-def full_like(input: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def full_like(input: Tensor, fill_value: Any,
+              dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """`fill_value` in `input`'s shape and dtype (or `dtype`), as torch (the value does not choose the dtype)."""
-    return full(input.shape, fill_value, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad)
+    return full(input.shape, fill_value, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad,
+                device=device)
 
 
-def rand_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def rand_like(input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """`rand` in `input`'s shape and dtype (or `dtype`)."""
-    return rand(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad)
+    return rand(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
 
 
-def randn_like(input: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def randn_like(input: Tensor, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """`randn` in `input`'s shape and dtype (or `dtype`)."""
-    return randn(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad)
+    return randn(input.shape, dtype=input.dtype if dtype is None else dtype, requires_grad=requires_grad, device=device)
 
 
 def randint_like(input: Tensor, low: int, high: int | None = None, dtype: Any = None,
-                 requires_grad: bool = False) -> Tensor:
+                 requires_grad: bool = False, device: Any = None) -> Tensor:
     """`randint(low, high)` (or `randint(0, low)`) in `input`'s shape and dtype (or `dtype`)."""
     low, high = (0, low) if high is None else (low, high)
     return randint(low, high, input.shape, dtype=input.dtype if dtype is None else dtype,
-                   requires_grad=requires_grad)
+                   requires_grad=requires_grad, device=device)
 
 
 # tinygrad's spelling, Tensor.zeros(2, 3): the engine stays free of creation code, so they are attached here.
