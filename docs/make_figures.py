@@ -1,4 +1,7 @@
-"""Regenerate every picture in docs/figures/ with the tinygrad-lite commands: python docs/make_figures.py"""
+"""Regenerate the pictures in docs/figures/ with the tinygrad-lite commands: python docs/make_figures.py [NAME ...]
+
+With names (e.g. race_newton_beale), only those pictures are redrawn.
+"""
 
 from __future__ import annotations
 
@@ -35,14 +38,25 @@ FIGURES = {
     "race_rosenbrock": ["race", "--surface", "rosenbrock"],
     "race_himmelblau": ["race", "--surface", "himmelblau"],
     "race_saddle": ["race", "--surface", "saddle"],
+    "race_newton_beale": ["race", "--surface", "beale", "--optimizers", "gd,momentum,adam,newton"],
+    "race_newton_rosenbrock": ["race", "--surface", "rosenbrock", "--optimizers", "gd,momentum,adam,newton"],
+    "race_newton_ravine": ["race", "--surface", "ravine", "--optimizers", "gd,momentum,adam,newton"],
     "compare": ["compare"],
 }
 
 
-def make(out: Path) -> None:
-    """Run each command and copy its PNG to out/<name>.png, under a progress bar (the whole run takes a minute)."""
+def make(out: Path, names: list[str] | None = None) -> None:
+    """Run each command (those of `names`, default all) and copy its PNG to out/<name>.png, under a progress bar.
+
+    All of them take about a minute.
+    """
+    unknown = sorted(set(names or ()) - set(FIGURES))
+    if unknown:
+        raise SystemExit(f"make_figures: unknown figure {', '.join(unknown)}; expected names from "
+                         f"{', '.join(FIGURES)}")
+    chosen = {name: argv for name, argv in FIGURES.items() if not names or name in names}
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch, tqdm(FIGURES.items(), unit="figure") as figures:
+    with tempfile.TemporaryDirectory() as scratch, tqdm(chosen.items(), unit="figure") as figures:
         for name, argv in figures:
             figures.set_postfix_str(name)
             folder = Path(scratch) / name
@@ -58,4 +72,4 @@ def make(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    make(ROOT / "docs" / "figures")
+    make(ROOT / "docs" / "figures", sys.argv[1:])

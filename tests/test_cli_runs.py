@@ -134,3 +134,18 @@ def test_ctrl_c_in_another_command_is_one_line_and_status_130(tmp_path, monkeypa
     monkeypatch.setattr(ema, "ema_study", interrupted)
     assert cli.main(["ema", "--out", str(tmp_path)]) == 130
     assert capsys.readouterr().err == "tinygrad-lite ema: interrupted\n"
+
+
+
+def test_a_numbered_folder_nothing_was_written_into_is_removed(tmp_path, monkeypatch):
+    from tinygrad_lite import cli as command
+    from tinygrad_lite import train as training
+
+    def failing(config, on_start=None):
+        raise ValueError("a bug in training")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training, "train", failing)
+    with pytest.raises(ValueError, match="a bug"):
+        command.main(["train", "--epochs", "1", "--no-progress"])
+    assert list((tmp_path / "runs").iterdir()) == []  # runs/train was claimed, then given back

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -62,3 +64,16 @@ def test_batch_sizes_comparison():
         epochs.append(int(n_epochs))
     full, mini, single = epochs
     assert single < mini < full  # more updates per epoch, fewer epochs
+
+
+def test_newton_checks_the_hessian_and_beats_gradient_descent():
+    out = run_example("newton.py")
+    (difference,) = numbers_after("largest |hessian() - finite differences|", out)
+    assert difference < 1e-6
+    (smallest,), (largest,) = numbers_after("smallest", out), numbers_after("largest", out)
+    (condition,) = numbers_after("condition number", out)
+    assert condition == pytest.approx(largest / smallest, rel=1e-3) and condition > 100  # a ravine
+    (start,), (descent,), (newton,) = (numbers_after(label, out) for label in
+                                      ("cost J at start", "cost J after 20 gradient descent steps",
+                                       "cost J after 20 Newton-CG steps"))
+    assert newton < 1e-3 * descent and descent < start

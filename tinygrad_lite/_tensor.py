@@ -218,8 +218,10 @@ def _as_array(ctx: Function, value: Any) -> np.ndarray:
     So a saved output stays the very array the output Tensor holds, which create_graph relies on.
     """
     array = np.asarray(value)
-    if any(v is value for v in ctx.saved):
-        ctx.saved = tuple(array if v is value else v for v in ctx.saved)
+    for saved in ctx.saved:
+        if saved is value:
+            ctx.saved = tuple(array if v is value else v for v in ctx.saved)
+            break
     return array
 
 
@@ -1181,8 +1183,11 @@ class Tensor:
                 "backward() called on a tensor that does not require grad; "
                 "create the leaves with requires_grad=True and run outside no_grad()"
             )
-        seed = _seed_grad(self, gradient, "backward()", create_graph)
-        _backprop([self], [seed], create_graph if retain_graph is None else retain_graph, create_graph)
+        if gradient is None and not create_graph and self._data.size == 1:
+            seed = np.ones_like(self._data)  # a loss: the usual case, without _seed_grad's checks
+        else:
+            seed = _seed_grad(self, gradient, "backward()", create_graph)
+        _backprop((self,), (seed,), create_graph if retain_graph is None else retain_graph, create_graph)
 
     # ---- hooks ---------------------------------------------------------------------------------
 
@@ -1279,11 +1284,15 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             ctx = node._ctx
             if general:
                 settle(node, g)
-            elif ctx is None or node._retains_grad:
-                node._accumulate_grad(g)
-            if ctx is None:
-                continue
-            input_grads = _differentiable_backward(ctx, node, g) if create_graph else ctx.backward(g)
+                if ctx is None:
+                    continue
+                input_grads = _differentiable_backward(ctx, node, g) if create_graph else ctx.backward(g)
+            else:  # a plain backward(), the hot path of training
+                if ctx is None or node._retains_grad:
+                    node._accumulate_grad(g)
+                if ctx is None:
+                    continue
+                input_grads = ctx.backward(g)
             if observer is not None:
                 observer(node, ctx, g, input_grads)
             for parent, parent_grad in zip(ctx.inputs, input_grads):
@@ -1355,7 +1364,7 @@ def _topological_order(*roots: Tensor, every_input: bool = False) -> list[Tensor
     """
     order: list[Tensor] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False) for root in roots[::-1]]
+    stack: list[tuple[Tensor, bool]] = [(roots[0], False)] if len(roots) == 1 else [(r, False) for r in roots[::-1]]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:

@@ -9,12 +9,14 @@ command. Every such check happens here, before the work, or converts one specifi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
+from types import ModuleType
 
 from tinygrad_lite import data, plots
 from tinygrad_lite import train as training
@@ -101,21 +103,30 @@ def _optimizer(text: str) -> str:
     return text
 
 
-def _names(text: str) -> list[str]:
+def _names(text: str, vocabulary: ModuleType = registry) -> list[str]:
+    """Comma-separated names from `vocabulary` (the registry, or `race`, which adds its METHODS such as newton)."""
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [n for n in names if n not in registry.names()]
+    unknown = [n for n in names if n not in vocabulary.names()]
     if not names or unknown:
-        raise argparse.ArgumentTypeError(f"expected comma-separated optimizers from {','.join(registry.names())}, "
+        raise argparse.ArgumentTypeError(f"expected comma-separated optimizers from {','.join(vocabulary.names())}, "
                                          f"got {text!r}")
-    rules = [registry.canonical(n) for n in names]
+    rules = [vocabulary.canonical(n) for n in names]
     twice = [n for n, rule in zip(names, rules) if rules.count(rule) > 1]
     if twice:
         raise argparse.ArgumentTypeError(f"{' and '.join(dict.fromkeys(twice))} name the same optimizer in {text!r}")
     return names
 
 
-def _learning_rates(text: str) -> float | dict[str, float]:
-    """'0.01' for every optimizer, or per optimizer: 'adam=0.05,gd=0.001'."""
+def _race_names(text: str) -> list[str]:
+    return _names(text, race)
+
+
+def _race_learning_rates(text: str) -> float | dict[str, float]:
+    return _learning_rates(text, race)
+
+
+def _learning_rates(text: str, vocabulary: ModuleType = registry) -> float | dict[str, float]:
+    """'0.01' for every optimizer, or per optimizer: 'adam=0.05,gd=0.001' (names from `vocabulary`)."""
     if "=" not in text:
         rate = _float(text)
         if not rate > 0:
@@ -125,13 +136,13 @@ def _learning_rates(text: str) -> float | dict[str, float]:
     for part in text.split(","):
         name, _, value = part.partition("=")
         name = name.strip()
-        if name not in registry.names():
+        if name not in vocabulary.names():
             raise argparse.ArgumentTypeError(f"unknown optimizer {name!r} in {text!r}, expected one of "
-                                             f"{','.join(registry.names())}")
+                                             f"{','.join(vocabulary.names())}")
         rate = _float(value)
         if not rate > 0:
             raise argparse.ArgumentTypeError(f"expected a learning rate > 0 for {name}, got {value!r}")
-        rates[registry.canonical(name)] = rate  # keyed by rule, so gd=... also sets the rate of sgd
+        rates[vocabulary.canonical(name)] = rate  # keyed by rule, so gd=... also sets the rate of sgd
     return rates
 
 
@@ -170,8 +181,9 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _per_optimizer(rates: float | dict[str, float] | None, optimizers: Sequence[str]) -> dict[str, float] | None:
-    return {registry.canonical(name): rates for name in optimizers} if isinstance(rates, float) else rates
+def _per_optimizer(rates: float | dict[str, float] | None, optimizers: Sequence[str],
+                   vocabulary: ModuleType = registry) -> dict[str, float] | None:
+    return {vocabulary.canonical(name): rates for name in optimizers} if isinstance(rates, float) else rates
 
 
 def _wrote(*paths: str) -> None:
@@ -258,6 +270,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.out and training.holds_run(args.out) and not (args.resume or args.overwrite):
         raise UsageError(f"tinygrad-lite train: --out {args.out!r} already holds a run; add --resume to continue "
                          "it or --overwrite to replace it")
+    numbered = None
     if args.out:
         _output_folder(args)
     elif args.out == "":  # --out '': write nothing
@@ -266,7 +279,7 @@ def _train(args: argparse.Namespace) -> int:
         args.out = os.path.dirname(args.resume) or "."  # a resumed run continues in its own folder
     else:
         try:
-            args.out = _output_folder(args, training.next_free_folder("runs/train"))
+            numbered = args.out = _output_folder(args, training.next_free_folder("runs/train"))
         except OSError as error:
             raise UsageError(f"tinygrad-lite train: cannot create a folder under runs/ ({error.strerror or error})"
                              ) from None
@@ -276,6 +289,15 @@ def _train(args: argparse.Namespace) -> int:
         overwrite=True, progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
         test_fraction=args.test_fraction,
     ).resolved()
+    try:
+        return _run_train(args, config)
+    finally:
+        if numbered is not None:  # a numbered folder nothing was written into (an error, an early Ctrl-C) goes
+            with contextlib.suppress(OSError):
+                os.rmdir(numbered)  # only ever removes an empty folder
+
+
+def _run_train(args: argparse.Namespace, config: training.TrainConfig) -> int:
     try:
         result = training.train(config, on_start=_announce)
     except data.ScikitLearnMissing as error:
@@ -287,7 +309,7 @@ def _train(args: argparse.Namespace) -> int:
         if stop.checkpoint is None:
             print(f"tinygrad-lite train: {stop}; no epoch had ended, nothing was saved", file=sys.stderr)
         else:
-            again = [arg for arg in _resumable(args.argv)] + ["--resume", stop.checkpoint]
+            again = [*_resumable(args.argv), "--resume", stop.checkpoint]
             print(f"tinygrad-lite train: {stop}; resume with: {shlex.join(['tinygrad-lite', *again])}",
                   file=sys.stderr)
         return stop.exit_status
@@ -347,14 +369,16 @@ def _add_race(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("race", help="optimizer paths over the contours of a 2-D loss surface",
                             formatter_class=_HelpFormatter)
     p.add_argument("--surface", choices=list(SURFACES), default="beale", help="the loss surface")
-    p.add_argument("--optimizers", type=_names, default=list(race.ARTICLE_OPTIMIZERS),
-                   help=f"comma-separated, from {','.join(registry.names())}")
+    p.add_argument("--optimizers", type=_race_names, default=list(race.ARTICLE_OPTIMIZERS),
+                   help=f"comma-separated, from {','.join(race.names())} (newton: damped Newton with the exact "
+                        "Hessian, a race-only method)")
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="steps per optimizer (default per surface: "
                         + ", ".join(f"{name} {s.steps}" for name, s in SURFACES.items()) + ")")
-    p.add_argument("--lr", type=_learning_rates, default=None,
+    p.add_argument("--lr", type=_race_learning_rates, default=None,
                    help="one rate for all, or per optimizer: adam=0.05,gd=0.001 (default tuned per surface, in "
-                        "tinygrad_lite/surfaces.py; a rule without one there takes its train default)")
+                        "tinygrad_lite/surfaces.py; a rule without one there takes its train default; newton 1, "
+                        "its first trial step)")
     p.add_argument("--start", type=_point, default=None,
                    help="x,y (default per surface: "
                         + ", ".join(f"{name} {_shown(s.start)}" for name, s in SURFACES.items()) + ")")
@@ -366,8 +390,8 @@ def _add_race(commands: argparse._SubParsersAction) -> None:
 def _race(args: argparse.Namespace) -> None:
     _require_matplotlib(args)
     _output_folder(args)
-    result = race.race(SURFACES[args.surface], args.optimizers, args.steps, _per_optimizer(args.lr, args.optimizers),
-                       args.start)
+    result = race.race(SURFACES[args.surface], args.optimizers, args.steps,
+                       _per_optimizer(args.lr, args.optimizers, race), args.start)
     png, csv_path = os.path.join(args.out, "race.png"), os.path.join(args.out, "race.csv")
     gif = os.path.join(args.out, "race.gif") if args.gif else None
     result.write_csv(csv_path)

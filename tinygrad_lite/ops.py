@@ -50,8 +50,8 @@ def log(x: Value) -> Value:
 
 
 def sigmoid(x: Value) -> Value:
-    """1/(1 + exp(-x))."""
-    return Sigmoid.apply(x) if isinstance(x, Tensor) else _sigmoid(x)
+    """1/(1 + exp(-x)), as 0.5 * (1 + tanh(x/2)), which is equal but never overflows."""
+    return Sigmoid.apply(x) if isinstance(x, Tensor) else 0.5 * (1 + np.tanh(0.5 * x))
 
 
 def softplus(x: Value) -> Value:
@@ -84,14 +84,22 @@ def transpose(x: Value, axes: tuple[int, ...] | None) -> Value:
 
 def broadcast_to(x: Value, shape: tuple[int, ...]) -> Value:
     """x repeated along its size-1 and missing axes to `shape`: what unbroadcast undoes."""
-    return BroadcastTo.apply(x, shape=shape) if isinstance(x, Tensor) else _broadcast_array(x, shape)
+    if isinstance(x, Tensor):
+        return BroadcastTo.apply(x, shape=shape)
+    # A 0-d x (a loss's grad, the common case) fills a new array, cheaper than np.broadcast_to's view.
+    return np.full(shape, x, dtype=x.dtype) if x.ndim == 0 else np.broadcast_to(x, shape)
 
 
 def scatter_add(grad: Value, shape: tuple[int, ...], dtype: np.dtype, index: Any) -> Value:
     """Zeros of `shape` with `grad` added at `index` (twice where the index repeats): what x[index] undoes."""
     if isinstance(grad, Tensor):
         return ScatterAdd.apply(grad, shape=shape, dtype=dtype, index=index)
-    return _scatter_array(grad, shape, dtype, index)
+    out = np.zeros(shape, dtype=dtype)
+    if _is_basic_index(index):
+        out[index] = grad
+    else:
+        np.add.at(out, index, grad)  # an integer array may pick the same element twice
+    return out
 
 
 def _needs_grad(ctx: Function, i: int) -> bool:
@@ -374,18 +382,13 @@ class Sigmoid(Function):
     """1/(1 + exp(-x));  dx = g*s*(1 - s)."""
 
     def forward(self, x):
-        out = _sigmoid(x)
+        out = sigmoid(x)
         self.save_for_backward(out)
         return out
 
     def backward(self, grad):
         (out,) = self.saved
         return (grad * out * (1 - out),)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # 0.5 * (1 + tanh(x/2)) equals 1 / (1 + exp(-x)) but never overflows.
-    return 0.5 * (1 + np.tanh(0.5 * x))
 
 
 class Erf(Function):
@@ -638,20 +641,11 @@ class ScatterAdd(Function):
 
     def forward(self, grad, shape, dtype, index):
         self.save_for_backward(index)
-        return _scatter_array(grad, shape, dtype, index)
+        return scatter_add(grad, shape, dtype, index)
 
     def backward(self, grad):
         (index,) = self.saved
         return (grad[index],)
-
-
-def _scatter_array(grad: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, index: Any) -> np.ndarray:
-    out = np.zeros(shape, dtype=dtype)
-    if _is_basic_index(index):
-        out[index] = grad
-    else:
-        np.add.at(out, index, grad)  # an integer array may pick the same element twice
-    return out
 
 
 class BroadcastTo(Function):
@@ -661,16 +655,11 @@ class BroadcastTo(Function):
 
     def forward(self, x, shape):
         self.save_for_backward(x.shape)
-        return _broadcast_array(x, shape)
+        return broadcast_to(x, shape)
 
     def backward(self, grad):
         (x_shape,) = self.saved
         return (unbroadcast(grad, x_shape),)
-
-
-def _broadcast_array(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    # A 0-d x (a loss's grad, the common case) fills a new array, cheaper than np.broadcast_to's view.
-    return np.full(shape, x, dtype=x.dtype) if x.ndim == 0 else np.broadcast_to(x, shape)
 
 
 def _check_joinable(op: str, arrays: tuple[np.ndarray, ...], axis: Any) -> None:
