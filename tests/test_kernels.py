@@ -76,6 +76,7 @@ def path(request, monkeypatch):
     """Run each kernel test through the serial loop and through the prange kernel."""
     if request.param == "parallel":
         monkeypatch.setattr(kernels, "PARALLEL_THRESHOLD", 0)
+        monkeypatch.setattr(kernels._Helpers, "expected", lambda self: True)  # never the busy-machine fallback
     return request.param
 
 
@@ -164,8 +165,8 @@ def test_each_record_names_the_kernel_arguments_in_order(rule):
                   "lion": functional.LionState, "nadam": functional.NAdamState}[rule]
     scalars = make_scalars.__self__  # the record class whose constructor it is
     expected = ("param", "grad", *state_type._fields, *scalars._fields)
-    for kernel in (serial, parallel):
-        assert tuple(inspect.signature(kernel.py_func).parameters) == expected
+    assert tuple(inspect.signature(serial.py_func).parameters) == expected
+    assert tuple(inspect.signature(parallel.py_func).parameters) == (*expected, "claims")  # its block counter
     reference = tuple(inspect.signature(getattr(functional, rule)).parameters)
     assert reference[:len(expected) - len(scalars._fields)] == ("param", "grad", *state_type._fields)
     assert inspect.signature(getattr(kernels, rule)) == inspect.signature(getattr(functional, rule))

@@ -30,7 +30,7 @@ import safetensors
 import safetensors.numpy
 
 from tinygrad_lite.data.loader import DataLoader
-from tinygrad_lite.nn.module import Module
+from tinygrad_lite.nn.module import Module, StateDictError
 from tinygrad_lite.optim.base import Optimizer
 from tinygrad_lite.optim.lr_scheduler import LRScheduler
 from tinygrad_lite.rng import generator
@@ -331,7 +331,8 @@ def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
         model.load_state_dict(before)
         if loader_before is not None:
             loader.load_state_dict(loader_before)
-        raise CheckpointError(f"load: {path!r} does not fit: {error}") from None
+        reason = error.message if isinstance(error, StateDictError) else error  # its hint names another call's args
+        raise CheckpointError(f"load: {path!r} does not fit: {reason}") from None
     if scheduler_state is not None:
         scheduler.load_state_dict(scheduler_state)  # after the optimizer, whose param groups hold the lrs
     if restore_rng:

@@ -23,15 +23,37 @@ same result. The kernel rules:
   used only when eps is a normal float32 (the denominator then lies in [eps, inf] or is NaN, where
   the estimate is well defined) and the buffers fit in cache (`_estimate`); otherwise, and always
   in float64, the loop divides exactly.
-- Below `PARALLEL_THRESHOLD` elements the serial kernel runs; above it a `prange` kernel splits the
-  buffer into blocks and runs the serial kernel on each, on `numba.get_num_threads()` threads
-  (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`). prange hands each thread one
-  contiguous, equal share of the blocks, so blocks are small (4096 elements) to keep the shares
-  equal: with 16384-element blocks n = 1e5 made 7 blocks, 4 for one thread and 3 for the other.
-  (Asking for the thread count inside the kernel would split exactly, but makes it uncacheable.)
-  The threshold was measured with `bench/optim_step.py`; a parallel launch costs more than a small
-  tensor's whole update. Numba picks its threading layer (tbb, else omp, else workqueue);
-  bench/RESULTS.md records which one ran and what an empty launch costs.
+- Threads. Below `PARALLEL_THRESHOLD` elements the serial kernel runs. Above it a `prange`
+  kernel runs the serial loop on 4096-element blocks on `numba.get_num_threads()` threads
+  (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`; one thread means the serial kernel).
+  Left at their defaults, these threads made the fused step lose to plain numpy (issue 10: a
+  digits MLP took 190 ms an epoch against numpy's 38) for two reasons, and the design answers each:
+  - Spinning. Numba's OpenMP layer (the default where TBB is missing) keeps its threads spinning
+    after every launch (GNU OpenMP: 300,000 rounds, GOMP_SPINCOUNT), and waits for them by spinning
+    too, so they fought
+    OpenBLAS's threads (the matmuls just before and after the step) and other processes for the two
+    cores. The threads therefore wait passively: `_start_threads` sets OMP_WAIT_POLICY=passive only
+    while Numba loads its OpenMP runtime (which reads it once) and removes it again, so torch's and
+    scikit-learn's own OpenMP runtimes, loaded before or after, never see it. A wait policy the user
+    set (OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME, KMP_LIBRARY) wins, and so does a runtime
+    that other code loaded first. The matmuls' BLAS threads are left as the user has them: the step
+    runs between matmuls, never beside one, so the two pools only meet when one of them spins.
+  - Busy machines. A parallel launch ends only when every thread has joined it. While another
+    process holds a core, the second thread may wait a scheduler time slice (7.9-25 ms measured,
+    against 20 us for the serial loop at 66k elements), and with fixed shares its half waited with
+    it. So the threads do not get fixed shares: each claims the next free block from an atomic
+    counter (`_claim`, one atomic add per 4096 elements), and a thread that turns up late finds the
+    work done. Each lane counts its blocks; when one thread did more than halfway between its share and
+    all of it (75% of the blocks with two threads), the others did not turn up in time, and the
+    next launches run the serial kernel (1, then 2, 4 ... up to _MAX_BACKOFF launches, reset by one
+    launch that was shared; `_Helpers`). The same rule keeps the serial kernel where a buffer is
+    too small for a passive thread's wake-up to pay.
+  Serial and parallel kernels do the same arithmetic on every element (blocks start at multiples of
+  4096, so the vector loop and its tail cover the same elements), so which one ran a step never
+  changes a number; tests/test_threads.py checks them bit for bit. NUMBA_THREADING_LAYER still picks
+  the layer (the wait policy matters only to omp; workqueue, which never spins, is not safe to call
+  from several Python threads at once, which is why it is not forced here).
+  bench/train_step.py measures all of this in the default environment and with a core kept busy.
 - Compilation is lazy (first use, per dtype) and cached on disk (`cache=True`). If the cache
   cannot be used (unwritable directory, corrupt files) the kernels compile in memory instead.
 
@@ -60,6 +82,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -71,7 +94,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 PARALLEL_THRESHOLD = 1 << 16  # elements; from the serial/parallel sweep in bench/optim_step.py
-_BLOCK = 1 << 12  # elements per parallel work item; prange gives each thread an equal run of blocks
+_BLOCK = 1 << 12  # elements per parallel work item, claimed one at a time by whichever thread is free
 _ESTIMATE_MIN_EPS = float(np.finfo(np.float32).tiny)  # smallest eps for which _reciprocal may estimate
 _ESTIMATE_MAX_SIZE = 1 << 20  # elements; beyond, the loops are memory-bound and divide exactly (see _estimate)
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}  # no nnan/ninf: NaN and inf keep their meaning
@@ -187,43 +210,74 @@ def _adam_serial(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2
             param[i] = p - step_size * m / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
 
 
-# ---- the parallel kernels: the serial loop on blocks, the blocks shared equally among threads ------
+# ---- the parallel kernels: the serial loop on blocks, each thread claiming the next free block ---
+
+
+@intrinsic
+def _claim(typingctx, claims):
+    """claims[0] += 1, atomically; returns the old value: the next block for the calling thread."""
+    if not (isinstance(claims, types.Array) and claims.dtype == types.int64 and claims.ndim == 1):
+        return None
+
+    def codegen(context, builder, signature, args):
+        first = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.atomic_rmw("add", first, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(claims), codegen
 
 
 @_kernel(parallel=True)
-def _sgd_parallel(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay, nesterov, first_step):
+def _sgd_parallel(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay, nesterov, first_step,
+                  claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _sgd_serial(param[lo:hi], grad[lo:hi], momentum_buffer[lo:hi], lr, momentum, one_minus_dampening,
-                    weight_decay, nesterov, first_step)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _sgd_serial(param[lo:hi], grad[lo:hi], momentum_buffer[lo:hi], lr, momentum, one_minus_dampening,
+                        weight_decay, nesterov, first_step)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel(parallel=True)
-def _momentum_parallel(param, grad, velocity, lr, beta, one_minus_beta):
+def _momentum_parallel(param, grad, velocity, lr, beta, one_minus_beta, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _momentum_serial(param[lo:hi], grad[lo:hi], velocity[lo:hi], lr, beta, one_minus_beta)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _momentum_serial(param[lo:hi], grad[lo:hi], velocity[lo:hi], lr, beta, one_minus_beta)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel(parallel=True)
-def _rmsprop_parallel(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay, estimate):
+def _rmsprop_parallel(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay, estimate, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _rmsprop_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], lr, beta, one_minus_beta, eps, weight_decay,
-                        estimate)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _rmsprop_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], lr, beta, one_minus_beta, eps,
+                            weight_decay, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel(parallel=True)
 def _adam_parallel(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
-                   weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
+                   weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _adam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], beta1, one_minus_beta1, beta2,
-                     one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _adam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], beta1, one_minus_beta1,
+                         beta2, one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2,
+                         estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel()
@@ -298,41 +352,58 @@ def _lion_serial(param, grad, exp_avg, lr, beta1, one_minus_beta1, beta2, one_mi
 
 @_kernel(parallel=True)
 def _adam_amsgrad_parallel(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, one_minus_beta1, beta2,
-                           one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
+                           one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate,
+                           claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _adam_amsgrad_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], max_exp_avg_sq[lo:hi],
-                             beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, decay, step_size,
-                             inv_sqrt_bias_correction2, estimate)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _adam_amsgrad_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], max_exp_avg_sq[lo:hi],
+                                 beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, decay, step_size,
+                                 inv_sqrt_bias_correction2, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel(parallel=True)
-def _adagrad_parallel(param, grad, sum, lr, eps, weight_decay, estimate):
+def _adagrad_parallel(param, grad, sum, lr, eps, weight_decay, estimate, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _adagrad_serial(param[lo:hi], grad[lo:hi], sum[lo:hi], lr, eps, weight_decay, estimate)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _adagrad_serial(param[lo:hi], grad[lo:hi], sum[lo:hi], lr, eps, weight_decay, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel(parallel=True)
 def _rmsprop_momentum_parallel(param, grad, square_avg, grad_avg, momentum_buffer, lr, beta, one_minus_beta, eps,
-                               weight_decay, momentum, centered, estimate):
+                               weight_decay, momentum, centered, estimate, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _rmsprop_momentum_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], grad_avg[lo:hi],
-                                 momentum_buffer[lo:hi], lr, beta, one_minus_beta, eps, weight_decay, momentum,
-                                 centered, estimate)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _rmsprop_momentum_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], grad_avg[lo:hi],
+                                     momentum_buffer[lo:hi], lr, beta, one_minus_beta, eps, weight_decay, momentum,
+                                     centered, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel(parallel=True)
-def _lion_parallel(param, grad, exp_avg, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, decay):
+def _lion_parallel(param, grad, exp_avg, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, decay, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _lion_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], lr, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                     decay)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _lion_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], lr, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                         decay)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel()
@@ -360,13 +431,17 @@ def _nadam_serial(param, grad, exp_avg, exp_avg_sq, one_minus_mu_product, beta1,
 @_kernel(parallel=True)
 def _nadam_parallel(param, grad, exp_avg, exp_avg_sq, one_minus_mu_product, beta1, one_minus_beta1, beta2,
                     one_minus_beta2, eps, weight_decay, mu, one_minus_mu, lr_one_minus_mu, mu_next, one_minus_mu_next,
-                    lr_mu_next, inv_sqrt_bias_correction2, estimate):
+                    lr_mu_next, inv_sqrt_bias_correction2, estimate, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _nadam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], one_minus_mu_product[lo:hi],
-                      beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, mu, one_minus_mu,
-                      lr_one_minus_mu, mu_next, one_minus_mu_next, lr_mu_next, inv_sqrt_bias_correction2, estimate)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _nadam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], one_minus_mu_product[lo:hi],
+                          beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, mu, one_minus_mu,
+                          lr_one_minus_mu, mu_next, one_minus_mu_next, lr_mu_next, inv_sqrt_bias_correction2, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 # ---- scalars: the article's hyperparameters turned into what each loop multiplies by ------------
@@ -542,17 +617,21 @@ _RULES: dict[str, tuple[Callable, Callable, Callable]] = {
 # ---- compiling and launching -------------------------------------------------------------------
 
 
-def _signature(arrays: Sequence[np.ndarray], scalars: Sequence) -> tuple:
-    """Numba types for a call: the arrays, then each scalar as the arrays' dtype (flags as booleans)."""
-    return _types(arrays[0].dtype, len(arrays), tuple(isinstance(s, bool) for s in scalars))
+def _signature(arrays: Sequence[np.ndarray], scalars: Sequence, claims: bool = False) -> tuple:
+    """Numba types for a call: the arrays, then each scalar as the arrays' dtype (flags as booleans).
+
+    A parallel kernel takes one more argument, its int64 `claims` array.
+    """
+    return _types(arrays[0].dtype, len(arrays), tuple(isinstance(s, bool) for s in scalars), claims)
 
 
 @functools.cache
-def _types(dtype: np.dtype, n_arrays: int, flags: tuple[bool, ...]) -> tuple:
+def _types(dtype: np.dtype, n_arrays: int, flags: tuple[bool, ...], claims: bool) -> tuple:
     # Built once per layout: numba.typeof on every call costs more than a 1,000-element update.
     scalar = numba.from_dtype(dtype)
     array = numba.types.Array(scalar, 1, "C")  # what _check guarantees: 1-D, contiguous, writeable
-    return (array,) * n_arrays + tuple(numba.boolean if flag else scalar for flag in flags)
+    extra = (numba.types.Array(numba.int64, 1, "C"),) if claims else ()
+    return (array,) * n_arrays + tuple(numba.boolean if flag else scalar for flag in flags) + extra
 
 
 def _compile(kernel: Callable, signature: tuple) -> Callable:
@@ -608,36 +687,109 @@ def _check(rule: str, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
     return tuple(flat)
 
 
-def _choose(rule: str, size: int) -> Callable:
-    serial, parallel, _ = _RULES[rule]
-    return parallel if size >= PARALLEL_THRESHOLD else serial
+# ---- threads: passive waiting, and the serial kernel while helper threads do not turn up ----------
+
+_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")  # the user's, if any
+_threads_started = False
+
+
+def _start_threads() -> None:
+    """Start Numba's threading layer, with OMP_WAIT_POLICY=passive unless the user set a wait policy.
+
+    The OpenMP runtime reads its wait policy once, when it is loaded, which Numba does here; the
+    variable is set only for that moment and removed again, so libraries loaded later (torch's own
+    OpenMP, scikit-learn's) never see it. A runtime that something else loaded first keeps its policy.
+    """
+    global _threads_started
+    if _threads_started:
+        return
+    chosen = any(name in os.environ for name in _WAIT_SETTINGS)
+    if not chosen:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        numba.get_num_threads()  # loads the threading layer, and with it the OpenMP runtime
+    finally:
+        if not chosen:
+            del os.environ["OMP_WAIT_POLICY"]
+    _threads_started = True
+
+
+class _Helpers:
+    """The busy-machine rule: after a parallel launch the other threads did not share, run serially for a while.
+
+    A lane "shared" when the busiest thread did at most halfway between its equal part and all the
+    blocks (75% with two threads). Otherwise the next `backoff` launches of any kernel run serially,
+    and `backoff` doubles (to _MAX_BACKOFF) each time it happens again; one shared launch resets it.
+    """
+
+    def __init__(self) -> None:
+        self.serial_left = 0  # launches still to run serially
+        self.backoff = 1
+
+    def expected(self) -> bool:
+        """Whether this launch should try the parallel kernel."""
+        if self.serial_left:
+            self.serial_left -= 1
+            return False
+        return True
+
+    def record(self, claims: np.ndarray) -> None:
+        """Learn from a parallel launch's `claims` (blocks done by each lane after the block counter)."""
+        done = claims[1:]
+        lanes, busiest = done.size, int(done.max())
+        if 2 * lanes * busiest <= (lanes + 1) * int(done.sum()):
+            self.backoff = 1
+        else:
+            self.serial_left = self.backoff
+            self.backoff = min(2 * self.backoff, _MAX_BACKOFF)
+
+
+_MAX_BACKOFF = 256  # launches; how long a busy machine's serial stretch may grow before threads are tried again
+_helpers = _Helpers()
 
 
 def bind(rule: str, arrays: Sequence[np.ndarray]) -> Callable[..., None]:
-    """`rule`'s update on fixed `arrays`, the kernel chosen by size once and compiled on the first call.
+    """`rule`'s update on fixed `arrays`: the one path from a public call to the machine code.
 
-    The one path to a kernel: the public rules below are `bind(...)(**keywords)`, and `Optimizer.step`
-    binds each flat buffer once and calls it every step. The returned function takes the rule's keyword
-    scalars, as the `functional.py` rule does, and costs one Python call plus the machine code.
+    The public rules below are `bind(...)(**keywords)`, and `Optimizer.step` binds each flat buffer once
+    and calls it every step. The returned function takes the rule's keyword scalars, as the `functional.py`
+    rule does, and costs one Python call plus the machine code.
+    From PARALLEL_THRESHOLD elements up it runs the parallel kernel, unless only one thread is
+    allowed or the busy-machine rule (`_Helpers`) says the other threads are not turning up.
+    Either kernel gives bit-identical results, so which one ran never changes a number.
     """
     flat = _check(rule, arrays)
+    serial, parallel, scalars = _RULES[rule]
     size = flat[0].size
-    kernel, scalars = _choose(rule, size), _RULES[rule][2]
-    entry = None
+    parallel_sized = size >= PARALLEL_THRESHOLD
+    entries: dict[Callable, Callable] = {}
 
     def update(**hyper: float) -> None:
-        nonlocal entry
         values = scalars(size, **hyper)
-        if entry is None:
-            entry = _compile(kernel, _signature(flat, values))
-        entry(*flat, *values)
+        lanes = _lanes() if parallel_sized else 1
+        kernel = parallel if lanes > 1 and _helpers.expected() else serial
+        entry = entries.get(kernel)
+        if entry is None:  # compiled (or loaded from the cache) on the first call
+            entry = entries[kernel] = _compile(kernel, _signature(flat, values, claims=kernel is parallel))
+        if kernel is serial:
+            entry(*flat, *values)
+            return
+        claims = np.zeros(1 + lanes, np.int64)  # [next free block, blocks done by each lane]
+        entry(*flat, *values, claims)
+        _helpers.record(claims)
 
-    update.kernel = kernel  # type: ignore[attr-defined]  (which variant runs, for tests and benchmarks)
+    update.kernel = parallel if parallel_sized else serial  # type: ignore[attr-defined]  (chosen by size)
     return update
+
+
+def _lanes() -> int:
+    _start_threads()
+    return numba.get_num_threads()
 
 
 def set_num_threads(n: int) -> None:
     """Threads for the parallel kernels: 1 <= n <= NUMBA_NUM_THREADS (numba's own check)."""
+    _start_threads()
     numba.set_num_threads(n)
 
 
@@ -1270,6 +1422,8 @@ def bind_lowbit(rule: str, state_dtype: str, arrays: Sequence[np.ndarray],
                              f"got {hyper['momentum']}")
         values = scalars(0, **hyper)  # size 0: estimate whenever eps allows; these loops are not memory-bound
         if entry is None:
+            if kernel is parallel:
+                _start_threads()  # passive waiting, as for the other parallel kernels
             flags = tuple(isinstance(s, bool) for s in values)
             signature = tuple(numba.typeof(a) for a in flat) + tuple(
                 numba.boolean if flag else numba.float32 for flag in flags) + tuple(numba.typeof(a) for a in extra)
