@@ -12,8 +12,8 @@ for Numba and torch, 1 for BLAS), so their thread pools never compete.
 
 from __future__ import annotations
 
-import functools
 import contextlib
+import functools
 import json
 import math
 import os
