@@ -1,7 +1,10 @@
 """One optimizer step per rule and size: literal numpy, reference numpy, Numba serial/parallel, the public
 `optimizer.step()`, torch (for-loop, foreach, fused) and the memory floor, in float32.
+Then Adam with its state in float32, bfloat16 and int8 at 1e7 and 5e7 elements, against their memory
+floors (28, 20 and 16 bytes per parameter), torch's fused Adam and bitsandbytes' CPU Adam8bit.
 
-    python bench/optim_step.py            # writes the "optim_step" section of bench/RESULTS.md
+    python bench/optim_step.py            # writes the "optim_step" and "optim_state" sections of bench/RESULTS.md
+    python bench/optim_step.py --state    # only the state-dtype comparison ("optim_state")
 
 tinygrad_lite runs in one process and torch in another, each with its thread counts set (2 threads
 for Numba and torch, 1 for BLAS), so their thread pools never compete.
@@ -9,6 +12,8 @@ for Numba and torch, 1 for BLAS), so their thread pools never compete.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import os
@@ -23,8 +28,10 @@ from results import measure, repo_root, table, write_section
 
 ROOT = repo_root()
 SIZES = [10**3, 10**4, 10**5, 10**6, 10**7]
-RULES = ["sgd", "momentum", "rmsprop", "adam", "adamw"]
-LABELS = {"sgd": "SGD-momentum", "momentum": "Momentum", "rmsprop": "RMSProp", "adam": "Adam", "adamw": "AdamW"}
+RULES = ["sgd", "momentum", "rmsprop", "adam", "adamw", "adagrad", "lion", "nadam", "adam_amsgrad"]
+LABELS = {"sgd": "SGD-momentum", "momentum": "Momentum", "rmsprop": "RMSProp", "adam": "Adam", "adamw": "AdamW",
+          "adagrad": "Adagrad", "lion": "Lion", "nadam": "NAdam", "adam_amsgrad": "Adam-AMSGrad"}
+ARRAYS = {"adam": 4, "adamw": 4, "nadam": 5, "adam_amsgrad": 5}  # param, grad and state; the others have 3
 HYPER = dict(lr=1e-3, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0, beta=0.9, beta1=0.9,
              beta2=0.999, eps=1e-8)
 THREADS = {"NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -40,7 +47,31 @@ SWEEP = [2**12, 2**14, 2**15, 2**16, 2**17, 2**18, 2**20]
 
 def literal(rule, W, dW, states, t):
     h = HYPER
-    if rule in ("sgd", "momentum"):
+    if rule == "adagrad":
+        s = states[0]
+        s[...] = s + dW**2
+        W[...] = W - h["lr"] * dW / (np.sqrt(s) + h["eps"])
+    elif rule == "lion":
+        m = states[0]
+        c = h["beta1"] * m + (1 - h["beta1"]) * dW
+        W[...] = W - h["lr"] * np.sign(c)
+        m[...] = h["beta2"] * m + (1 - h["beta2"]) * dW
+    elif rule == "nadam":
+        v, s, one_minus_product = states
+        mu, mu_next = (h["beta1"] * (1 - 0.5 * 0.96 ** (k * 0.004)) for k in (t, t + 1))
+        one_minus_product[...] = 1 - (1 - one_minus_product) * mu
+        v[...] = h["beta1"] * v + (1 - h["beta1"]) * dW
+        s[...] = h["beta2"] * s + (1 - h["beta2"]) * dW**2
+        d = np.sqrt(s / (1 - h["beta2"] ** t)) + h["eps"]
+        W[...] = W - h["lr"] * (1 - mu) * dW / (one_minus_product * d) \
+            - h["lr"] * mu_next * v / ((1 - (1 - one_minus_product) * mu_next) * d)
+    elif rule == "adam_amsgrad":
+        v, s, s_max = states
+        v[...] = h["beta1"] * v + (1 - h["beta1"]) * dW
+        s[...] = h["beta2"] * s + (1 - h["beta2"]) * dW**2
+        s_max[...] = np.maximum(s_max, s)
+        W[...] = W - h["lr"] * (v / (1 - h["beta1"] ** t)) / (np.sqrt(s_max / (1 - h["beta2"] ** t)) + h["eps"])
+    elif rule in ("sgd", "momentum"):
         v = states[0]
         v[...] = h["beta"] * v + (1 - h["beta"]) * dW if rule == "momentum" else h["momentum"] * v + dW
         W[...] = W - h["lr"] * v
@@ -61,6 +92,14 @@ def literal(rule, W, dW, states, t):
 
 def rule_kwargs(rule, t):
     h = HYPER
+    if rule == "adagrad":
+        return dict(lr=h["lr"], eps=h["eps"], weight_decay=0.0)
+    if rule == "lion":
+        return dict(lr=h["lr"], beta1=h["beta1"], beta2=h["beta2"], weight_decay=0.0)
+    if rule == "nadam":
+        return dict(lr=h["lr"], beta1=h["beta1"], beta2=h["beta2"], eps=h["eps"], weight_decay=0.0,
+                    mu=h["beta1"] * (1 - 0.5 * 0.96 ** (t * 0.004)),
+                    mu_next=h["beta1"] * (1 - 0.5 * 0.96 ** ((t + 1) * 0.004)), bias_correction2=1 - h["beta2"] ** t)
     return {"sgd": dict(lr=h["lr"], momentum=h["momentum"], dampening=h["dampening"], nesterov=False,
                         weight_decay=0.0, first_step=t == 1),
             "momentum": dict(lr=h["lr"], beta=h["beta"]),
@@ -77,14 +116,18 @@ def optimizer(rule, params):
             "momentum": lambda: optim.Momentum(params, lr=h["lr"], beta=h["beta"]),
             "rmsprop": lambda: optim.RMSProp(params, lr=h["lr"], beta=h["beta"], eps=h["eps"]),
             "adam": lambda: optim.Adam(params, lr=h["lr"]),
-            "adamw": lambda: optim.AdamW(params, lr=h["lr"], weight_decay=0.0)}[rule]()
+            "adamw": lambda: optim.AdamW(params, lr=h["lr"], weight_decay=0.0),
+            "adagrad": lambda: optim.Adagrad(params, lr=h["lr"], eps=h["eps"]),
+            "lion": lambda: optim.Lion(params, lr=h["lr"]),
+            "nadam": lambda: optim.NAdam(params, lr=h["lr"]),
+            "adam_amsgrad": lambda: optim.Adam(params, lr=h["lr"], amsgrad=True)}[rule]()
 
 
 # ---- the tinygrad_lite process -------------------------------------------------------------------
 
 
 def floor_kernels():
-    """Kernels that move the bytes of a 3-array rule (3 reads, 2 writes) and of Adam (4 reads, 3 writes)."""
+    """Kernels that move a rule's bytes: 3 arrays (3 reads, 2 writes), 4 (Adam: 4 reads, 3 writes) or 5."""
     import numba
     from numba import prange
 
@@ -114,7 +157,24 @@ def floor_kernels():
             v[i] += g[i]
             p[i] += m[i] + v[i]
 
-    return {3: (floor3_serial, floor3_parallel), 4: (floor4_serial, floor4_parallel)}
+    @numba.njit(parallel=True, fastmath=True)
+    def floor5_parallel(p, g, m, v, w):
+        for i in prange(p.size):
+            m[i] += g[i]
+            v[i] += g[i]
+            w[i] += g[i]
+            p[i] += m[i] + v[i] + w[i]
+
+    @numba.njit(fastmath=True)
+    def floor5_serial(p, g, m, v, w):
+        for i in range(p.size):
+            m[i] += g[i]
+            v[i] += g[i]
+            w[i] += g[i]
+            p[i] += m[i] + v[i] + w[i]
+
+    return {3: (floor3_serial, floor3_parallel), 4: (floor4_serial, floor4_parallel),
+            5: (floor5_serial, floor5_parallel)}
 
 
 def time_paired(fused, floor, arrays, initial, quick) -> tuple[dict, dict]:
@@ -158,7 +218,8 @@ def time_rule(rule, initial, floor, quick) -> dict:
     for variant, threshold in (("serial", math.inf), ("parallel", 0)):
         kernels.PARALLEL_THRESHOLD = threshold
         updates[variant] = update = kernels.bind(rule, arrays)
-        row[variant] = measure(lambda u=update: u(**rule_kwargs(rule, next(steps))), **quick)
+        with kernel_itself():
+            row[variant] = measure(lambda u=update: u(**rule_kwargs(rule, next(steps))), **quick)
     kernels.PARALLEL_THRESHOLD = default_threshold
     fused = updates[min(updates, key=lambda v: row[v]["median"])]
     floor_kernel = min(floor, key=lambda f: measure(lambda: f(*arrays), **quick)["median"])  # serial or parallel
@@ -170,6 +231,19 @@ def time_rule(rule, initial, floor, quick) -> dict:
     return row
 
 
+@contextlib.contextmanager
+def kernel_itself():
+    """Time the kernel chosen by size: no busy-machine fallback to the serial kernel (which step() keeps)."""
+    from tinygrad_lite.optim import kernels
+
+    expected = kernels._Helpers.expected
+    kernels._Helpers.expected = lambda self: True
+    try:
+        yield
+    finally:
+        kernels._Helpers.expected = expected
+
+
 def numba_worker() -> dict:
     from tinygrad_lite import Tensor
     from tinygrad_lite.optim import kernels
@@ -178,11 +252,11 @@ def numba_worker() -> dict:
     floors = floor_kernels()
     out: dict = {"rows": {}, "sweep": {}, "asm": packed_instructions()}
     for n in SIZES:
-        base = [rng.standard_normal(n).astype(np.float32) * 1e-3 for _ in range(4)]
+        base = [rng.standard_normal(n).astype(np.float32) * 1e-3 for _ in range(5)]
         base[2:] = [np.abs(a) for a in base[2:]]
         quick = dict(repeats=5, target=0.01 if n >= 10**7 else 0.02)
         for rule in RULES:
-            k = 4 if rule.startswith("adam") else 3
+            k = ARRAYS.get(rule, 3)
             out["rows"][f"{rule}/{n}"] = time_rule(rule, base[:k], floors[k], quick)
     # Many small tensors against one tensor of the same total size, through the public API.
     for label, shapes in (("200x1000", [1000] * 200), ("1x200000", [200_000])):
@@ -199,7 +273,8 @@ def numba_worker() -> dict:
         for variant, threshold in (("serial", math.inf), ("parallel", 0)):
             kernels.PARALLEL_THRESHOLD = threshold
             update = kernels.bind("adam", arrays)
-            times[variant] = measure(lambda u=update: u(**rule_kwargs("adam", 5)))["median"]
+            with kernel_itself():
+                times[variant] = measure(lambda u=update: u(**rule_kwargs("adam", 5)))["median"]
         out["sweep"][n] = times
     kernels.PARALLEL_THRESHOLD = default_threshold
     out["threshold"] = default_threshold
@@ -230,7 +305,9 @@ def packed_instructions() -> str:
 
     loop = numba.njit(**kernels._OPTIONS)(kernels._adam_serial.py_func)
     arrays = [np.zeros(8, np.float32)] * 4
-    signature = kernels._signature(arrays, kernels._adam_scalars(8, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.01))
+    scalars = kernels.AdamScalars.adam(8, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                       bias_correction1=0.1, bias_correction2=0.01)
+    signature = kernels._signature(arrays, scalars)
     loop.compile(signature)
     found = re.findall(r"\b(v?(?:sqrt|div|rcp\w*|fmadd\w*|fnmadd\w*|fmsub\w*|fnmsub\w*|mul|add|sub|cvt\w*)"
                        r"(?:ps|pd|ss|sd))\s+[^\n]*%([xyz])mm", loop.inspect_asm(signature))
@@ -239,6 +316,141 @@ def packed_instructions() -> str:
         key = f"{op} ({reg}mm)"
         counts[key] = counts.get(key, 0) + 1
     return ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
+
+
+# ---- optimizer state in 32, 16 and 8 bits (the tinygrad_lite process) ------------------------------
+
+STATE_SIZES = [10**7, 5 * 10**7]
+STATE_DTYPES = ["float32", "bfloat16", "int8"]
+ROUNDS = 9  # interleaved rounds: every variant runs once per round, so drift hits them alike
+
+
+def state_floor_kernels():
+    """Adam-shaped loops that move the bytes of each state dtype, additions only: 28, 20 and 16 bytes/param."""
+    import numba
+    from numba import prange
+
+    @numba.njit(parallel=True, fastmath=True)
+    def floor_words(p, g, m, v):  # bfloat16: param r/w, grad r, two uint16 words r/w
+        for i in prange(p.size):
+            m[i] += np.uint16(1)
+            v[i] += np.uint16(1)
+            p[i] += g[i] + m[i] + v[i]
+
+    @numba.njit(parallel=True, fastmath=True)
+    def floor_codes(p, g, m, v):  # int8: param r/w, grad r, two uint8 codes r/w (absmax: 1/64 byte more)
+        for i in prange(p.size):
+            m[i] += np.uint8(1)
+            v[i] += np.uint8(1)
+            p[i] += g[i] + m[i] + v[i]
+
+    return {"float32": floor_kernels()[4][1], "bfloat16": floor_words, "int8": floor_codes}
+
+
+def state_worker() -> dict:
+    """Adam's step per state dtype and its floor, in interleaved rounds, and the state's bytes per parameter."""
+    from tinygrad_lite.optim import kernels, lowbit
+
+    rng = np.random.default_rng(0)
+    floors = state_floor_kernels()
+    hyper = rule_kwargs("adam", 10)
+    out: dict = {"rows": {}}
+    for n in STATE_SIZES:
+        param = rng.standard_normal(n).astype(np.float32)
+        grad = (rng.standard_normal(n) * 1e-3).astype(np.float32)
+        blocks = lowbit.n_blocks(n)
+        states = {"float32": [np.zeros(n, np.float32), np.zeros(n, np.float32)],
+                  "bfloat16": [np.zeros(n, np.uint16), np.zeros(n, np.uint16)],
+                  "int8": [np.full(n, lowbit.SIGNED_ZERO, np.uint8), np.zeros(blocks, np.float32),
+                           np.zeros(n, np.uint8), np.zeros(blocks, np.float32)]}
+        steps = {"float32": kernels.bind("adam", [param, grad, *states["float32"]]),
+                 "bfloat16": kernels.bind_lowbit("adam", "bfloat16", [param, grad, *states["bfloat16"]]),
+                 "int8": kernels.bind_lowbit("adam", "int8", [param, grad, *states["int8"]])}
+        floor_arrays = {"float32": states["float32"], "bfloat16": states["bfloat16"],
+                        "int8": [states["int8"][0], states["int8"][2]]}
+        calls = {}
+        for dtype in STATE_DTYPES:
+            calls[f"{dtype} step"] = functools.partial(steps[dtype], **hyper)
+            calls[f"{dtype} floor"] = functools.partial(floors[dtype], param, grad, *floor_arrays[dtype])
+        for fn in calls.values():
+            fn()  # compile and warm up; the floors' additions only shift the values the steps then see
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(ROUNDS):
+            for name, fn in calls.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        row = {name: {"median": statistics.median(t), "min": min(t), "max": max(t)} for name, t in times.items()}
+        row["bytes"] = {d: sum(a.nbytes for a in states[d]) / n for d in STATE_DTYPES}
+        out["rows"][str(n)] = row
+    return out
+
+
+def bnb_worker() -> dict:
+    """bitsandbytes' CPU Adam8bit on the same sizes (its own process; skipped if not importable)."""
+    import bitsandbytes
+    import torch
+
+    torch.set_num_threads(2)
+    out: dict = {"version": bitsandbytes.__version__, "rows": {}}
+    for n in STATE_SIZES:
+        p = torch.nn.Parameter(torch.randn(n))
+        p.grad = torch.randn(n) * 1e-3
+        opt = bitsandbytes.optim.Adam8bit([p], lr=HYPER["lr"], eps=HYPER["eps"])
+        out["rows"][str(n)] = measure(opt.step, repeats=3, target=0.0, warmup=1)
+    return out
+
+
+def torch_fused_worker() -> dict:
+    """torch's fused float32 Adam on the state-comparison sizes."""
+    import torch
+
+    torch.set_num_threads(2)
+    out: dict = {"rows": {}}
+    with torch.no_grad():
+        for n in STATE_SIZES:
+            p = torch.zeros(n, requires_grad=True)
+            p.grad = torch.randn(n) * 1e-3
+            opt = torch.optim.Adam([p], lr=HYPER["lr"], eps=HYPER["eps"], fused=True)
+            out["rows"][str(n)] = measure(opt.step, repeats=ROUNDS, target=0.0, warmup=2)
+    return out
+
+
+def state_report() -> None:
+    ours = worker("state")
+    theirs = worker("torch-fused")
+    bnb = worker("bnb")
+    rows = []
+    for n in STATE_SIZES:
+        r = ours["rows"][str(n)]
+        f32 = r["float32 step"]["median"]
+        torch_fused = theirs["rows"].get(str(n))
+        adam8bit = bnb["rows"].get(str(n))
+        for dtype in STATE_DTYPES:
+            step, floor = r[f"{dtype} step"], r[f"{dtype} floor"]
+            rows.append([f"{n:.0e}", dtype, f"{r['bytes'][dtype]:.3f}", ns(step, n),
+                         f"{step['min'] / n * 1e9:.3f}-{step['max'] / n * 1e9:.3f}", ns(floor, n),
+                         f"{step['median'] / floor['median']:.2f}", f"{f32 / step['median']:.2f}",
+                         f"{torch_fused['median'] / step['median']:.2f}" if torch_fused else "n/a",
+                         f"{adam8bit['median'] / step['median']:.1f}" if adam8bit and dtype == "int8" else ""])
+    header = ["n", "state", "state bytes/param", "Adam step", "min-max", "floor", "step / floor",
+              "float32 / step", "torch fused / step", "bnb Adam8bit / step"]
+    load = os.getloadavg()
+    body = "\n".join([
+        "Adam with its two moments stored as float32, bfloat16 (uint16 words) and block-wise int8 (uint8 codes and "
+        "a float32 absmax per 256 values), nanoseconds per element, medians of "
+        f"{ROUNDS} interleaved rounds (each variant and each floor once per round, on the same param and grad). "
+        "The floors move the bytes of each layout with additions only: 28, 20 and 16 bytes per parameter. "
+        "'state bytes/param' is the state buffers' nbytes over n. torch's fused Adam and bitsandbytes' CPU "
+        "Adam8bit each run in their own process"
+        + (f" (bitsandbytes {bnb['version']})" if bnb.get("version") else
+           " (bitsandbytes not importable: " + " ".join(bnb.get("missing", [])) + ")")
+        + ". Threads: " + ", ".join(f"{k}={v}" for k, v in THREADS.items())
+        + f". Load average when written: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}.",
+        "",
+        table(header, rows),
+    ])
+    write_section("optim_state", body, command="python bench/optim_step.py --state")
 
 
 # ---- the torch process ---------------------------------------------------------------------------
@@ -258,8 +470,14 @@ def torch_worker() -> dict:
             return torch.optim.SGD(params, lr=h["lr"], momentum=h["beta"], dampening=h["beta"], **impl)
         if rule == "rmsprop":
             return torch.optim.RMSprop(params, lr=h["lr"], alpha=h["beta"], eps=h["eps"], **impl)
-        cls = torch.optim.Adam if rule == "adam" else torch.optim.AdamW
-        return cls(params, lr=h["lr"], eps=h["eps"], weight_decay=0.0, **impl)
+        if rule == "adagrad":
+            return torch.optim.Adagrad(params, lr=h["lr"], eps=h["eps"], **impl)
+        if rule == "nadam":
+            return torch.optim.NAdam(params, lr=h["lr"], eps=h["eps"], **impl)
+        if rule == "lion":
+            raise ValueError("torch has no Lion")
+        cls = torch.optim.AdamW if rule == "adamw" else torch.optim.Adam
+        return cls(params, lr=h["lr"], eps=h["eps"], weight_decay=0.0, amsgrad=rule == "adam_amsgrad", **impl)
 
     def run(rule, shapes, impl):
         params = [torch.zeros(s, requires_grad=True) for s in shapes]
@@ -288,9 +506,9 @@ def torch_worker() -> dict:
 def worker(kind: str) -> dict:
     env = {**os.environ, **THREADS, **MALLOC}
     result = subprocess.run([sys.executable, __file__, "--worker", kind], env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
+                            text=True, timeout=1200)
     if result.returncode != 0:
-        if kind == "torch":
+        if kind in ("torch", "torch-fused", "bnb"):
             return {"rows": {}, "missing": result.stderr.strip().splitlines()[-1:]}
         raise SystemExit(result.stderr)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -342,12 +560,12 @@ def main() -> None:
         + f", torch.set_num_threads({theirs.get('threads', 'n/a')}); tinygrad_lite and torch in separate processes, "
         "both with " + ", ".join(f"{k}={v}" for k, v in MALLOC.items()) + " (glibc keeps freed memory for numpy's "
         "temporaries, as in a long run). "
-        "The memory floor moves the same bytes as the rule (Adam/AdamW: 4 reads, 3 writes; the others: 3 reads, "
-        "2 writes) with additions only; the faster of its serial and parallel versions is timed on the row's own "
-        "arrays in alternating batches with the faster of the two Numba kernels ('fused'), 15 batches each, and "
-        "'fused / floor' divides the medians of those paired batches. The machine was mostly quiet while this "
-        "ran (no other benchmarks or test suites); single numbers still move by up to about 10% between runs, the "
-        "ratios less.",
+        "The memory floor moves the same bytes as the rule (Adam/AdamW: 4 reads, 3 writes; NAdam and AMSGrad: 5 reads, "
+        "4 writes; the others: 3 reads, 2 writes) with additions only; the faster of its serial and parallel versions "
+        "is timed on the row's own arrays in alternating batches with the faster of the two Numba kernels "
+        "('fused'), 15 batches each, and 'fused / floor' divides the medians of those paired batches. The machine "
+        "was mostly quiet while this ran (no other benchmarks or test suites); single numbers still move by up to "
+        "about 10% between runs, the ratios less.",
         "",
         table(header, rows),
         "",
@@ -368,7 +586,11 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        result = numba_worker() if sys.argv[2] == "numba" else torch_worker()
-        print(json.dumps(result))
+        workers = {"numba": numba_worker, "torch": torch_worker, "state": state_worker,
+                   "torch-fused": torch_fused_worker, "bnb": bnb_worker}
+        print(json.dumps(workers[sys.argv[2]]()))
+    elif sys.argv[1:] == ["--state"]:
+        state_report()
     else:
         main()
+        state_report()

@@ -54,10 +54,10 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; " + ", ".join(versions)
 
 
-def write_section(name: str, body: str) -> None:
+def write_section(name: str, body: str, command: str | None = None) -> None:
     """Replace (or append) the section between this script's markers in RESULTS.md."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    header = (f"{start}\n## {name}\n\nCommand: `python bench/{name}.py` "
+    header = (f"{start}\n## {name}\n\nCommand: `{command or f'python bench/{name}.py'}` "
               f"({time.strftime('%Y-%m-%d %H:%M')})  \nMachine: {machine()}\n\n")
     section = header + body.rstrip() + "\n" + end
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nWritten by the scripts in bench/.\n"

@@ -1,14 +1,26 @@
-"""One full training step (forward, backward, Adam) of three MLPs in tinygrad_lite, hand-written numpy and torch.
+"""One full training step (forward, backward, Adam) of five MLPs in tinygrad_lite, hand-written numpy and torch.
 
     python bench/train_step.py                 # writes the "train_step" section of bench/RESULTS.md
-    python bench/train_step.py --observers     # adds a row with no-op debugging observers installed
+    python bench/train_step.py --observers     # adds a column with no-op debugging observers installed
     python bench/train_step.py --no-write      # prints only (e.g. before/after a change to the hot path)
+    python bench/train_step.py --rounds 1      # fewer interleaved rounds (default 3)
 
-Every framework runs in its own process with one thread (NUMBA_NUM_THREADS, OMP_NUM_THREADS,
-OPENBLAS_NUM_THREADS = 1, torch.set_num_threads(1)). OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are
-removed from this benchmark's subprocesses only, so OpenBLAS picks its kernel for this CPU; the
-BLAS kernel in use (threadpoolctl) is recorded. With observers None (the default) a tinygrad_lite
-step pays one `is not None` check per op; compare the plain rows across runs to see that it costs nothing.
+Every framework runs in its own process, in two thread modes:
+- pinned: one thread everywhere (NUMBA_NUM_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
+  MKL_NUM_THREADS = 1, torch.set_num_threads(1));
+- default: no thread variable at all (every NUMBA_*, OMP_*, GOMP_*, KMP_*, OPENBLAS_*, MKL_* variable
+  removed, torch left alone): what a new user gets.
+The processes run in rounds, each round one process per framework and mode in turn, and each
+column is the median over the rounds of each process's median, so slow drifts of a shared machine
+fall on every column alike. torch uses its fused Adam (`fused=True`).
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the subprocesses in both modes, so OpenBLAS
+picks its kernel for this CPU; the BLAS library in use (threadpoolctl) is recorded. With observers
+None (the default) a tinygrad_lite step pays one `is not None` check per op; compare the plain
+columns across runs to see that it costs nothing.
+
+The busy-machine case (default threads): the script starts a process that keeps one core busy and
+times `Adam.step()` just below and just above `PARALLEL_THRESHOLD`, each step after a matmul as in
+training, with and without that load, against the same step with `set_num_threads(1)`.
 """
 
 from __future__ import annotations
@@ -16,15 +28,21 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
+import time
 
 import numpy as np
 from results import measure, repo_root, table, write_section
 
 ROOT = repo_root()
-MODELS = {"toy": ([2, 16, 16, 1], 100), "mlp": ([784, 128, 10], 64), "wide": ([1024, 1024, 1024, 10], 256)}
+MODELS = {"toy": ([2, 16, 16, 1], 100), "mlp": ([784, 128, 10], 64), "wide": ([1024, 1024, 1024, 10], 256),
+          "digits-small": ([64, 128, 64, 10], 64), "digits": ([64, 512, 512, 10], 64)}
 THREADS = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+THREAD_PREFIXES = ("NUMBA_", "OMP_", "GOMP_", "KMP_", "OPENBLAS_", "MKL_")  # all removed in the default mode
+MODES = ("pinned", "default")
+KINDS = ("numba", "numpy-backend", "hand-numpy", "torch")
 LR = 1e-3
 
 
@@ -125,7 +143,7 @@ def torch_step(sizes, batch):
             linear.bias.copy_(torch.from_numpy(b))
         layers += [linear] + ([torch.nn.ReLU()] if i < len(sizes) - 2 else [])
     model = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    opt = torch.optim.Adam(model.parameters(), lr=LR, fused=True)
     loss_fn = torch.nn.MSELoss() if sizes[-1] == 1 else torch.nn.CrossEntropyLoss()
     x, y = (torch.from_numpy(a) for a in data(sizes, batch))
 
@@ -143,17 +161,76 @@ def blas() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "threadpoolctl not installed"
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-                     f"({i.get('num_threads')} thread)" for i in threadpool_info() if i.get("user_api") == "blas")
+    return "; ".join(f"{i.get('internal_api')} {i.get('version') or ''} {i.get('architecture') or ''} "
+                     f"({i.get('num_threads')} threads)" for i in threadpool_info()
+                     if i.get("user_api") in ("blas", "openmp"))
+
+
+# ---- the busy-machine case ------------------------------------------------------------------------
+
+
+def busy_worker() -> dict:
+    """Microseconds per Adam.step() just below/above the parallel threshold, with and without a busy core."""
+    import numba
+
+    from tinygrad_lite import Tensor, optim
+    from tinygrad_lite.optim import kernels
+
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((64, 512)).astype(np.float32), rng.standard_normal((512, 512)).astype(np.float32)
+    sizes = (kernels.PARALLEL_THRESHOLD - 5536, kernels.PARALLEL_THRESHOLD + 464)  # 60,000 and 66,000
+    steps = {}
+    for n in sizes:
+        p = Tensor(rng.standard_normal(n).astype(np.float32), requires_grad=True)
+        p.grad = rng.standard_normal(n).astype(np.float32)
+        steps[n] = optim.Adam([p], lr=LR).step
+        steps[n]()  # compiles or loads the kernels before any timing
+    threads = numba.get_num_threads()
+    out: dict = {"threads": threads, "rows": []}
+
+    def timed(step) -> list[float]:
+        times = []
+        for _ in range(300):
+            x @ w  # the matmuls of a training step run between optimizer steps (and wake BLAS's threads)
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        return times
+
+    for load in ("none", "one core busy"):
+        spinner = None
+        if load != "none":
+            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(0.5)
+        try:
+            for n in sizes:
+                row = {"load": load, "n": n}
+                for label, count in (("default", threads), ("serial", 1)):
+                    optim.set_num_threads(count)
+                    samples = [timed(steps[n]) for _ in range(3)]  # three runs, medians and means pooled
+                    pooled = [t for run in samples for t in run]
+                    row[label] = {"median": statistics.median(pooled), "mean": statistics.fmean(pooled),
+                                  "max": max(pooled)}
+                optim.set_num_threads(threads)
+                out["rows"].append(row)
+        finally:
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+    return out
 
 
 # ---- the report ------------------------------------------------------------------------------------
 
 
-def worker(kind: str):
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    result = subprocess.run([sys.executable, __file__, "--worker", kind], env={**env, **THREADS}, cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
+def environment(mode: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(THREAD_PREFIXES) or k == "NUMBA_CACHE_DIR"}
+    return {**env, **THREADS} if mode == "pinned" else env
+
+
+def worker(kind: str, mode: str):
+    result = subprocess.run([sys.executable, __file__, "--worker", kind, mode], env=environment(mode), cwd=ROOT,
+                            capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         if kind == "torch":
             return None
@@ -162,32 +239,63 @@ def worker(kind: str):
 
 
 def main() -> None:
-    kinds = ["numba", "numpy-backend", "hand-numpy", "torch"] + (["numba-observers"] if "--observers" in sys.argv
-                                                                 else [])
-    results = {kind: worker(kind) for kind in kinds}
-    blas_info = results["numba"].pop("_blas")
-    rows, summary = [], []
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 3
+    kinds = KINDS + (("numba-observers",) if "--observers" in sys.argv else ())
+    runs: dict = {(mode, kind): [] for mode in MODES for kind in kinds}
+    blas_info: dict = {}
+    for _ in range(rounds):
+        for mode in MODES:
+            for kind in kinds:
+                result = worker(kind, mode)
+                if result is not None:
+                    blas_info[mode] = result.pop("_blas", blas_info.get(mode))
+                    runs[(mode, kind)].append(result)
+
+    def us(mode, kind, name):
+        values = [r[name]["median"] for r in runs[(mode, kind)]]
+        return statistics.median(values) if values else None
+
+    rows = []
     for name, (sizes, batch) in MODELS.items():
-        ours, hand, torch_ = results["numba"][name], results["hand-numpy"][name], (results["torch"] or {}).get(name)
-        row = [name, "-".join(map(str, sizes)), str(batch)]
-        row += [f"{results[k][name]['median'] * 1e6:.0f}" if results[k] else "n/a" for k in kinds]
-        row += [f"{ours['median'] / hand['median']:.2f}",
-                f"{torch_['median'] / ours['median']:.2f}" if torch_ else "n/a",
-                f"{ours['min'] * 1e6:.0f}-{ours['max'] * 1e6:.0f}"]
-        rows.append(row)
-    header = ["model", "layers", "batch"] + [f"{k} (us)" for k in kinds] + [
-        "numba / hand-numpy", "torch / numba", "numba min-max (us)"]
+        for mode in MODES:
+            t = {kind: us(mode, kind, name) for kind in kinds}
+            row = [name, "-".join(map(str, sizes)), str(batch), mode]
+            row += [f"{t[k] * 1e6:.0f}" if t[k] else "n/a" for k in kinds]
+            row += [f"{t['numpy-backend'] / t['numba']:.2f}", f"{t['numba'] / t['hand-numpy']:.2f}",
+                    f"{t['torch'] / t['numba']:.2f}" if t["torch"] else "n/a"]
+            rows.append(row)
+    header = (["model", "layers", "batch", "threads"] + [f"{k} (us)" for k in kinds]
+              + ["numpy-backend / numba", "numba / hand-numpy", "torch / numba"])
+    busy = subprocess.run([sys.executable, __file__, "--worker", "busy", "default"], env=environment("default"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    if busy.returncode != 0:
+        raise SystemExit(busy.stderr)
+    busy_result = json.loads(busy.stdout.strip().splitlines()[-1])
+    busy_rows = [[row["load"], f"{row['n']:,}"] + [f"{row[label][stat] * 1e6:.0f}" for label in ("default", "serial")
+                                                     for stat in ("median", "mean", "max")]
+                 for row in busy_result["rows"]]
+    busy_header = ["load", "n", "default median (us)", "default mean (us)", "default max (us)",
+                   "serial median (us)", "serial mean (us)", "serial max (us)"]
     body = "\n".join([
-        "Microseconds per training step (forward, loss, zero_grad, backward, Adam step), median of 9 repeats. "
-        "`numba` and `numpy-backend` are tinygrad_lite with `optim.Adam(backend=...)`; `hand-numpy` is the same "
-        "network, loss and Adam written out in numpy with no autograd; `torch` is PyTorch eager with "
-        "`torch.optim.Adam` defaults. Each column is its own process. Threads: "
-        + ", ".join(f"{k}={v}" for k, v in THREADS.items()) + ", torch.set_num_threads(1); OPENBLAS_CORETYPE and "
-        f"OPENBLAS_L2_SIZE unset in the subprocesses. BLAS: {blas_info}. The machine was mostly quiet "
-        "while this ran (no other benchmarks or test suites); ratios are from the same run.",
+        "Microseconds per training step (forward, loss, zero_grad, backward, Adam step). `numba` and "
+        "`numpy-backend` are tinygrad_lite with `optim.Adam(backend=...)`; `hand-numpy` is the same network, "
+        "loss and Adam written out in numpy with no autograd; `torch` is PyTorch eager with "
+        "`torch.optim.Adam(fused=True)`. Each cell is its own process; the median over "
+        f"{rounds} interleaved rounds of each process's median of 9 repeats. Threads `pinned`: "
+        + ", ".join(f"{k}={v}" for k, v in THREADS.items()) + ", torch.set_num_threads(1); `default`: no "
+        "thread variable set (" + ", ".join(f"{p}*" for p in THREAD_PREFIXES) + " removed), torch's own default. "
+        "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in the subprocesses. "
+        f"BLAS (pinned): {blas_info.get('pinned')}; (default): {blas_info.get('default')}. "
+        f"Load average when the run ended: {', '.join(f'{x:.2f}' for x in os.getloadavg())}.",
         "",
         table(header, rows),
-        *summary,
+        "",
+        f"Busy machine: one `Adam.step()` (float32, default threads: {busy_result['threads']}) just below and "
+        "just above `PARALLEL_THRESHOLD`, each step after a 64x512 @ 512x512 matmul as in training; `serial` is "
+        "the same step after `set_num_threads(1)`. 900 steps each (three runs of 300); with `one core busy` the "
+        "script keeps a process spinning on one core meanwhile.",
+        "",
+        table(busy_header, busy_rows),
     ])
     if "--no-write" in sys.argv:
         print(body)
@@ -196,14 +304,17 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        kind = sys.argv[2]
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        kind, mode = sys.argv[2], sys.argv[3]
+        if kind == "busy":
+            print(json.dumps(busy_worker()))
+            raise SystemExit
         if kind == "numba-observers":
             from tinygrad_lite import _tensor as tensor
 
             tensor._backward_observer = lambda node, ctx, grad, input_grads: None
             tensor._creation_observer = lambda out, ctx: None
-        if kind == "torch":
+        if kind == "torch" and mode == "pinned":
             import torch
 
             torch.set_num_threads(1)
@@ -211,7 +322,7 @@ if __name__ == "__main__":
         result = run_all({"hand-numpy": numpy_step, "torch": torch_step}.get(
             kind, lambda sizes, batch: tinygrad_step(sizes, batch, backend)))
         if kind == "numba":
-            result["_blas"] = blas()
+            result["_blas"] = blas()  # after the run: BLAS and Numba's OpenMP are loaded by then
         print(json.dumps(result))
     else:
         main()

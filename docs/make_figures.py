@@ -34,6 +34,7 @@ FIGURES = {
     "race_ravine_momentum_lr": ["race", "--surface", "ravine", "--optimizers", "gd,momentum",
                                 "--lr", "gd=0.095,momentum=0.5"],
     "race_ravine_rmsprop": ["race", "--surface", "ravine", "--optimizers", "gd,rmsprop"],
+    "race_ravine_adagrad": ["race", "--surface", "ravine", "--optimizers", "rmsprop,adagrad", "--lr", "adagrad=0.095"],
     "race_beale": ["race", "--surface", "beale"],
     "race_rosenbrock": ["race", "--surface", "rosenbrock"],
     "race_himmelblau": ["race", "--surface", "himmelblau"],

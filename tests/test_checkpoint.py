@@ -511,3 +511,57 @@ def test_a_failing_optimizer_rolls_the_loader_back(tmp_path):
     with pytest.raises(CheckpointError, match="does not fit"):
         checkpoint.load(path, target, partial_opt, loader=loader)
     assert loader.state_dict() == loader_before
+
+
+# ---- an lr schedule ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "plateau", "step"])
+def test_train_with_a_schedule_resumes_exactly(tmp_path, monkeypatch, schedule):
+    import shutil
+
+    import tinygrad_lite.train as training
+
+    warmup = 0 if schedule == "plateau" else 4
+    common = dict(samples=60, hidden=(8,), batch_size=16, progress=False, epochs=12, schedule=schedule,
+                  warmup=warmup, test_fraction=0.25)
+    straight = train(TrainConfig(out=str(tmp_path / "a"), **common))
+    half = tmp_path / "half.safetensors"
+    save_run = training.save_run
+
+    def keep_epoch_6(result, out, settings=None):  # the checkpoint a run stopped after epoch 6 would leave
+        save_run(result, out, settings)
+        if result.final["epoch"] == 6:
+            shutil.copy(os.path.join(out, training.CHECKPOINT), half)
+
+    monkeypatch.setattr(training, "save_run", keep_epoch_6)
+    train(TrainConfig(out=str(tmp_path / "b"), save_every=6, **common))
+    monkeypatch.setattr(training, "save_run", save_run)
+    resumed = train(TrainConfig(out=str(tmp_path / "c"), resume=str(half), **common))
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in straight.history]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.history] == strip
+    assert _snapshot(resumed.model, resumed.optimizer) == _snapshot(straight.model, straight.optimizer)
+    assert resumed.scheduler.state_dict() == straight.scheduler.state_dict()
+    assert len({row["loss"] for row in straight.history}) == 12
+    with pytest.raises(training.ResumeError, match="schedule_epochs 12 there, 20 here"):
+        train(TrainConfig(out=str(tmp_path / "d"), resume=str(half), **{**common, "epochs": 20}))
+
+
+def test_a_scheduler_is_saved_and_must_match_on_load(tmp_path):
+    model = nn.Linear(2, 1)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = optim.lr_scheduler.StepLR(opt, step_size=2)
+    for _ in range(5):
+        opt.step()
+        scheduler.step()
+    path = tmp_path / "c.safetensors"
+    checkpoint.save(path, model, opt, scheduler=scheduler)
+    fresh_opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    fresh = optim.lr_scheduler.StepLR(fresh_opt, step_size=2)
+    checkpoint.load(path, model, fresh_opt, scheduler=fresh)
+    assert fresh.state_dict() == scheduler.state_dict() and fresh_opt.param_groups[0]["lr"] == pytest.approx(0.001)
+    with pytest.raises(CheckpointError, match="holds StepLR state, but the scheduler is ExponentialLR"):
+        checkpoint.load(path, model, fresh_opt, scheduler=optim.lr_scheduler.ExponentialLR(fresh_opt, gamma=0.9))
+    checkpoint.save(path, model, opt)
+    with pytest.raises(CheckpointError, match="no lr scheduler state"):
+        checkpoint.load(path, model, fresh_opt, scheduler=fresh)

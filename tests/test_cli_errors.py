@@ -224,3 +224,10 @@ def test_the_real_command_shows_the_traceback_of_an_internal_error_and_exits_1(t
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.startswith("Traceback") and done.stderr.rstrip().endswith("ValueError: boom")
+
+
+def test_a_warmup_the_schedule_cannot_follow_is_a_usage_error(capsys):
+    line = _usage_error(capsys, [*SMALL_TRAIN, "--epochs", "3", "--warmup", "3"])
+    assert "--warmup must be less than --epochs (3), got 3" in line
+    line = _usage_error(capsys, [*SMALL_TRAIN, "--epochs", "3", "--warmup", "1", "--schedule", "plateau"])
+    assert "--warmup cannot come before --schedule plateau" in line

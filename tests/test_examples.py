@@ -66,6 +66,16 @@ def test_batch_sizes_comparison():
     assert single < mini < full  # more updates per epoch, fewer epochs
 
 
+def test_digits_mlp_reaches_95_percent_on_held_out_digits():
+    pytest.importorskip("sklearn")
+    out = run_example("digits_mlp.py")
+    last = out.splitlines()[-1]
+    (train,), (test,) = numbers_after("train accuracy", last), numbers_after("test accuracy", last)
+    assert test >= 0.95 and train >= test
+    norms = numbers_after("grad norm", out)  # clip_grad_norm_'s total norm before clipping
+    assert len(norms) == 3 and all(n > 0 for n in norms)
+
+
 def test_newton_checks_the_hessian_and_beats_gradient_descent():
     out = run_example("newton.py")
     (difference,) = numbers_after("largest |hessian() - finite differences|", out)

@@ -121,7 +121,7 @@ def test_compare_writes_the_steps_to_target_table(tmp_path, capsys):
     (["race", "--start", "1"], "expected a point x,y"),
     (["ema", "--betas", "0.9,1.5"], "betas in [0, 1)"),
     (["batches", "--sizes", "full,0"], "positive integer"),
-    (["compare", "--optimizers", "gd,lion"], "expected comma-separated optimizers"),
+    (["compare", "--optimizers", "gd,adabelief"], "expected comma-separated optimizers"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(capsys, argv, fragment):
     assert main(argv) == 2

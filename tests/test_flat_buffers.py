@@ -73,7 +73,7 @@ def test_mixed_dtypes_get_one_buffer_each_and_keep_their_dtype():
               Tensor(rng.standard_normal(4), requires_grad=True),
               Tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)]
     opt = run_both(params, 5, rng)
-    (chunks,) = opt._chunks
+    (chunks,) = opt._buffers
     assert sorted(c.param_buf.dtype.name for c in chunks) == ["float32", "float64"]
     assert [p.dtype for p in params] == [np.float32, np.float64, np.float32]
 
@@ -203,16 +203,28 @@ def test_parameters_without_grads_are_skipped_and_keep_their_step_count():
     assert [opt.state[p]["step"] for p in params] == [4, 3]
 
 
-def test_grads_from_backward_land_in_the_flat_buffer():
+def test_grads_from_backward_reach_the_flat_buffer_and_stay_there_with_set_to_none_false():
     model = nn.Linear(3, 2)
-    opt = optim.SGD(model.parameters(), lr=0.1)
-    (chunk,) = opt._chunks[0]
-    model(Tensor(np.ones((4, 3), np.float32))).sum().backward()
-    assert all(np.shares_memory(p.grad, chunk.grad_buf) for p in model.parameters())
-    before = [p.data.copy() for p in model.parameters()]
-    opt.step()
-    for p, b in zip(model.parameters(), before):
-        close(p.data, b - 0.1 * p.grad)
+    params = list(model.parameters())
+    opt = optim.SGD(params, lr=0.1)
+    (buffer,) = opt._buffers[0]
+    x = Tensor(np.ones((4, 3), np.float32))
+    for zero in ("none", "none", "zeros", "zeros"):
+        if zero == "none":
+            opt.zero_grad()
+        else:
+            opt.zero_grad(set_to_none=False)
+            views = [p.grad for p in params]
+            assert all(np.shares_memory(v, buffer.grad_buf) and not v.any() for v in views)
+        (model(x) * model(x)).sum().backward()
+        if zero == "zeros":  # backward added into the views in place: the step has nothing to copy
+            assert all(p.grad is v for p, v in zip(params, views))
+        grads, before = [p.grad.copy() for p in params], [p.data.copy() for p in params]
+        opt.step()
+        for p, g, b, view in zip(params, grads, before, buffer.grad_views):
+            assert p.grad is view  # copied in and rebound when backward made new grads
+            np.testing.assert_array_equal(view, g)
+            close(p.data, b - np.float32(0.1) * g)
 
 
 @pytest.mark.parametrize("backend", optim.BACKENDS)
@@ -244,3 +256,31 @@ def test_steps_that_skip_a_parameter_stay_correct_afterwards(backend):
     assert [s["step"] for s in opt.state.values()] == [4, 4, 3]
     for p, q in zip(fast, reference):
         np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", optim.BACKENDS)
+def test_two_optimizers_on_the_same_parameters_share_their_buffers_and_copy_nothing(backend):
+    rng = np.random.default_rng(9)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    params = list(model.parameters())
+    copies = [p.data.copy() for p in params]
+    sgd, adam = optim.SGD(params, lr=0.1, backend=backend), optim.Adam(params, lr=LR, backend=backend)
+    ref_adam = ReferenceAdam(copies)
+    arrays = [(p.data, p.grad) for p in params]
+    for step in range(6):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g
+        if step % 2:
+            adam.step()
+            ref_adam.step(copies, grads)
+        else:
+            sgd.step()
+            for c, g in zip(copies, grads):
+                c -= np.float32(0.1) * g
+        if step == 0:
+            arrays = [(p.data, p.grad) for p in params]
+        assert all(p.data is a and p.grad is g for p, (a, g) in zip(params, arrays)), "a parameter moved"
+        for p, c in zip(params, copies):
+            close(p.data, c)
+    assert sgd._buffers[0][0].param_buf is adam._buffers[0][0].param_buf

@@ -1,5 +1,6 @@
 """The fused Numba kernels against the numpy reference rules, and against torch.optim when installed."""
 
+import inspect
 import os
 import platform
 import subprocess
@@ -13,8 +14,11 @@ from tinygrad_lite import Tensor, optim
 from tinygrad_lite.optim import functional, kernels
 
 ROOT = Path(__file__).parents[1]
-RULES = ["sgd", "momentum", "rmsprop", "adam", "adamw"]
-N_STATES = {"sgd": 1, "momentum": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
+RULES = ["sgd", "momentum", "rmsprop", "adam", "adamw", "adam_amsgrad", "adamw_amsgrad", "adagrad", "rmsprop_momentum",
+         "lion", "nadam"]
+N_STATES = {"sgd": 1, "momentum": 1, "rmsprop": 1, "adam": 2, "adamw": 2, "adam_amsgrad": 3, "adamw_amsgrad": 3,
+            "adagrad": 1, "rmsprop_momentum": 3, "lion": 1, "nadam": 3}
+TORCH_RULES = [rule for rule in RULES if rule != "lion"]  # torch has no Lion: test_lion_matches_the_paper
 
 
 def random_hyperparameters(rule, rng):
@@ -31,6 +35,15 @@ def random_hyperparameters(rule, rng):
     if rule == "rmsprop":
         return dict(lr=lr, beta=float(rng.uniform(0.5, 0.999)), eps=float(10 ** rng.uniform(-8, -3)),
                     weight_decay=weight_decay)
+    if rule == "rmsprop_momentum":
+        return dict(lr=lr, beta=float(rng.uniform(0.5, 0.999)), eps=float(10 ** rng.uniform(-8, -3)),
+                    weight_decay=weight_decay, momentum=float(rng.choice([0.0, rng.uniform(0.1, 0.95)])),
+                    centered=bool(rng.random() < 0.7))
+    if rule == "adagrad":
+        return dict(lr=lr, eps=float(10 ** rng.uniform(-10, -3)), weight_decay=weight_decay)
+    if rule == "lion":
+        return dict(lr=lr, beta1=float(rng.uniform(0.5, 0.95)), beta2=float(rng.uniform(0.9, 0.999)),
+                    weight_decay=weight_decay)
     return dict(lr=lr, beta1=float(rng.uniform(0.5, 0.95)), beta2=float(rng.uniform(0.9, 0.9999)),
                 eps=float(10 ** rng.uniform(-8, -3)), weight_decay=weight_decay)
 
@@ -39,10 +52,17 @@ def at_step(rule, hyper, step):
     """The rule's keyword arguments on `step` (1-based), as the optimizers compute them."""
     if rule == "sgd":
         return {**hyper, "first_step": step == 1}
-    if rule in ("adam", "adamw"):
+    if rule == "nadam":
+        return {**hyper, "mu": hyper["beta1"] * (1 - 0.5 * 0.96 ** (step * 0.004)),
+                "mu_next": hyper["beta1"] * (1 - 0.5 * 0.96 ** ((step + 1) * 0.004)),
+                "bias_correction2": 1 - hyper["beta2"] ** step}
+    if rule in ("adam", "adamw", "adam_amsgrad", "adamw_amsgrad"):
         return {**hyper, "bias_correction1": 1 - hyper["beta1"] ** step,
                 "bias_correction2": 1 - hyper["beta2"] ** step}
     return hyper
+
+
+ADAM_STEP_1 = dict(lr=1e-3, beta1=0.9, beta2=0.999, bias_correction1=0.1, bias_correction2=0.001)
 
 
 def assert_close(actual, expected, dtype):
@@ -56,6 +76,7 @@ def path(request, monkeypatch):
     """Run each kernel test through the serial loop and through the prange kernel."""
     if request.param == "parallel":
         monkeypatch.setattr(kernels, "PARALLEL_THRESHOLD", 0)
+        monkeypatch.setattr(kernels._Helpers, "expected", lambda self: True)  # never the busy-machine fallback
     return request.param
 
 
@@ -85,9 +106,11 @@ def test_nan_and_inf_gradients_reach_the_parameter(rule, path):
     param = np.ones(9, np.float32)
     grad = np.full(9, 0.5, np.float32)
     grad[3], grad[5] = np.nan, np.inf
-    getattr(kernels, rule)(param, grad, *[np.ones(9, np.float32) for _ in range(N_STATES[rule])], **hyper)
+    state = [np.ones(9, np.float32) for _ in range(N_STATES[rule])]
+    getattr(kernels, rule)(param, grad, *state, **hyper)
     assert np.isnan(param[3])
-    assert not np.isfinite(param[5])
+    # Lion moves by lr*sign(c), finite for an inf grad; the inf is kept in its average instead.
+    assert not np.isfinite(state[0][5] if rule == "lion" else param[5])
     assert np.isfinite(np.delete(param, [3, 5])).all()
 
 
@@ -126,9 +149,27 @@ def test_the_reciprocal_estimate_needs_a_normal_float32_eps():
     assert kernels._estimate(tiny, 1000) and kernels._estimate(1e-8, 1000)
     for eps in (0.0, 1e-39, float(np.nextafter(np.float32(tiny), np.float32(0)))):
         assert not kernels._estimate(eps, 1000)
-        assert kernels._rmsprop_scalars(1000, 0.01, 0.9, eps, 0.0)[-1] is False
-        assert kernels._adam_scalars(1000, 1e-3, 0.9, 0.999, eps, 0.0, 0.1, 0.001)[-1] is False
-        assert kernels._adamw_scalars(1000, 1e-3, 0.9, 0.999, eps, 0.01, 0.1, 0.001)[-1] is False
+        assert kernels.RMSPropScalars.rmsprop(1000, lr=0.01, beta=0.9, eps=eps, weight_decay=0.0).estimate is False
+        assert kernels.AdamScalars.adam(1000, **ADAM_STEP_1, eps=eps, weight_decay=0.0).estimate is False
+        assert kernels.AdamScalars.adamw(1000, **ADAM_STEP_1, eps=eps, weight_decay=0.01).estimate is False
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_each_record_names_the_kernel_arguments_in_order(rule):
+    """The state record's fields are the kernel's arrays after param and grad, the scalar record's the rest."""
+    serial, parallel, make_scalars = kernels._RULES[rule]
+    state_type = {"sgd": functional.SGDState, "momentum": functional.MomentumState, "rmsprop": functional.RMSPropState,
+                  "adam": functional.AdamState, "adamw": functional.AdamState,
+                  "adam_amsgrad": functional.AdamAMSGradState, "adamw_amsgrad": functional.AdamAMSGradState,
+                  "adagrad": functional.AdagradState, "rmsprop_momentum": functional.RMSPropMomentumState,
+                  "lion": functional.LionState, "nadam": functional.NAdamState}[rule]
+    scalars = make_scalars.__self__  # the record class whose constructor it is
+    expected = ("param", "grad", *state_type._fields, *scalars._fields)
+    assert tuple(inspect.signature(serial.py_func).parameters) == expected
+    assert tuple(inspect.signature(parallel.py_func).parameters) == (*expected, "claims")  # its block counter
+    reference = tuple(inspect.signature(getattr(functional, rule)).parameters)
+    assert reference[:len(expected) - len(scalars._fields)] == ("param", "grad", *state_type._fields)
+    assert inspect.signature(getattr(kernels, rule)) == inspect.signature(getattr(functional, rule))
 
 
 def test_sgd_without_momentum_needs_no_buffer():
@@ -161,7 +202,7 @@ def test_float32_adam_loop_is_packed_float32():
     # Cached code cannot be inspected, so compile the same loop with the same options in memory.
     loop = numba.njit(**kernels._OPTIONS)(kernels._adam_serial.py_func)
     arrays = [np.zeros(64, np.float32) for _ in range(4)]
-    signature = kernels._signature(arrays, kernels._adam_scalars(64, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.001))
+    signature = kernels._signature(arrays, kernels.AdamScalars.adam(64, **ADAM_STEP_1, eps=1e-8, weight_decay=0.0))
     loop.compile(signature)
     asm = loop.inspect_asm(signature)
     assert "sqrtps" in asm and "divps" in asm  # divps: the exact loop, for eps below the smallest normal float32
@@ -227,28 +268,42 @@ def test_unusable_and_corrupt_cache_fall_back_to_compiling(tmp_path):
 # ---- PyTorch ------------------------------------------------------------------------------------
 
 
-def torch_pair(rule, hyper, torch, params):
+def torch_pair(rule, hyper, torch, params, backend=None, maximize=False):
     """Our optimizer and torch.optim's for `rule` with the same hyperparameters."""
+    ours_kw, torch_kw = dict(backend=backend, maximize=maximize), dict(maximize=maximize)
     if rule == "sgd":
-        return optim.SGD(params[0], **hyper), torch.optim.SGD(params[1], **hyper)
+        return optim.SGD(params[0], **hyper, **ours_kw), torch.optim.SGD(params[1], **hyper, **torch_kw)
     if rule == "momentum":
         # The article's v = beta*v + (1-beta)*dW is SGD with dampening = momentum = beta and a zero start.
-        ours = optim.Momentum(params[0], **hyper)
-        theirs = torch.optim.SGD(params[1], lr=hyper["lr"], momentum=hyper["beta"], dampening=hyper["beta"])
+        ours = optim.Momentum(params[0], **hyper, **ours_kw)
+        theirs = torch.optim.SGD(params[1], lr=hyper["lr"], momentum=hyper["beta"], dampening=hyper["beta"],
+                                 **torch_kw)
         for p in params[1]:
             theirs.state[p]["momentum_buffer"] = torch.zeros_like(p)
         return ours, theirs
-    if rule == "rmsprop":
-        return (optim.RMSProp(params[0], **hyper),
-                torch.optim.RMSprop(params[1], lr=hyper["lr"], alpha=hyper["beta"], eps=hyper["eps"],
-                                    weight_decay=hyper["weight_decay"]))
+    if rule in ("rmsprop", "rmsprop_momentum"):
+        extra = {}
+        if rule == "rmsprop_momentum":  # either flag picks this rule
+            extra = dict(momentum=hyper["momentum"], centered=hyper["centered"] or not hyper["momentum"])
+        common = dict(lr=hyper["lr"], eps=hyper["eps"], weight_decay=hyper["weight_decay"], **extra)
+        return (optim.RMSProp(params[0], beta=hyper["beta"], **common, **ours_kw),
+                torch.optim.RMSprop(params[1], alpha=hyper["beta"], **common, **torch_kw))
+    if rule == "nadam":
+        kw = dict(lr=hyper["lr"], betas=(hyper["beta1"], hyper["beta2"]), eps=hyper["eps"],
+                  weight_decay=hyper["weight_decay"], momentum_decay=0.004)
+        return optim.NAdam(params[0], **kw, **ours_kw), torch.optim.NAdam(params[1], **kw, **torch_kw)
+    if rule == "adagrad":
+        kw = dict(lr=hyper["lr"], eps=hyper["eps"], weight_decay=hyper["weight_decay"], lr_decay=0.01,
+                  initial_accumulator_value=0.1)
+        return optim.Adagrad(params[0], **kw, **ours_kw), torch.optim.Adagrad(params[1], **kw, **torch_kw)
     kw = dict(lr=hyper["lr"], betas=(hyper["beta1"], hyper["beta2"]), eps=hyper["eps"],
-              weight_decay=hyper["weight_decay"])
-    ours = (optim.Adam if rule == "adam" else optim.AdamW)(params[0], **kw)
-    return ours, (torch.optim.Adam if rule == "adam" else torch.optim.AdamW)(params[1], **kw)
+              weight_decay=hyper["weight_decay"], amsgrad=rule.endswith("_amsgrad"))
+    adamw = rule.startswith("adamw")
+    return ((optim.AdamW if adamw else optim.Adam)(params[0], **kw, **ours_kw),
+            (torch.optim.AdamW if adamw else torch.optim.Adam)(params[1], **kw, **torch_kw))
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", TORCH_RULES)
 def test_matches_torch_optim_after_100_steps(rule):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(10 + RULES.index(rule))
@@ -267,3 +322,69 @@ def test_matches_torch_optim_after_100_steps(rule):
         torch_opt.step()
     for p, q in zip(ours, theirs):
         np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+@pytest.mark.parametrize("rule", TORCH_RULES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", optim.BACKENDS)
+def test_each_optimizer_matches_torch_on_both_backends_and_dtypes(rule, dtype, backend, maximize):
+    """Every rule, maximize= included, against torch in float32 and float64 through the optimizer's own path."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(20 + RULES.index(rule))
+    hyper = random_hyperparameters(rule, rng)
+    hyper["lr"] = min(hyper["lr"], 0.01)  # float32 steps stay well inside the tolerance
+    shapes = [(5, 3), (4,)]
+    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    ours = [Tensor(a.copy(), requires_grad=True) for a in start]
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in start]
+    opt, torch_opt = torch_pair(rule, hyper, torch, (ours, theirs), backend, maximize)
+    for _ in range(30):
+        grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        for p, q, g in zip(ours, theirs, grads):
+            p.grad = g
+            q.grad = torch.tensor(g)
+        opt.step()
+        torch_opt.step()
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-10)
+    for p, q, g in zip(ours, theirs, grads):
+        assert p.dtype == dtype
+        np.testing.assert_array_equal(p.grad, g)  # maximize negates a copy, never the grad
+        np.testing.assert_allclose(p.data, q.detach().numpy(), **tol)
+
+
+def lion_by_hand(param, grad, exp_avg, lr, beta1, beta2, weight_decay):
+    """Chen et al. 2023, Algorithm 2, one element at a time in Python floats."""
+    for i in range(len(param)):
+        c = beta1 * exp_avg[i] + (1 - beta1) * grad[i]
+        sign = (c > 0) - (c < 0)
+        param[i] = param[i] - lr * (sign + weight_decay * param[i])
+        exp_avg[i] = beta2 * exp_avg[i] + (1 - beta2) * grad[i]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", optim.BACKENDS)
+def test_lion_matches_the_paper(backend, dtype):
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal(50).astype(dtype)
+    p = Tensor(start.copy(), requires_grad=True)
+    opt = optim.Lion([p], lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1, backend=backend)
+    param, exp_avg = [float(v) for v in start], [0.0] * 50
+    for _ in range(20):
+        grad = rng.standard_normal(50).astype(dtype)
+        grad[:3] = 0.0  # a zero interpolation c has sign 0: only the decay moves those weights at first
+        p.grad = grad
+        opt.step()
+        lion_by_hand(param, [float(g) for g in grad], exp_avg, 1e-3, 0.9, 0.99, 0.1)
+    np.testing.assert_allclose(p.data, param, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
+    np.testing.assert_allclose(opt.state[p]["exp_avg"], exp_avg, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-7)
+
+
+def test_adagrad_state_starts_at_initial_accumulator_value():
+    p = Tensor(np.ones(3), requires_grad=True)
+    opt = optim.Adagrad([{"params": [p], "initial_accumulator_value": 0.5}])
+    np.testing.assert_array_equal(opt.state[p]["sum"], 0.5)
+    p.grad = np.full(3, 2.0)
+    opt.step()
+    np.testing.assert_allclose(p.data, 1 - 0.01 * 2 / (np.sqrt(4.5) + 1e-10))

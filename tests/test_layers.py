@@ -396,3 +396,15 @@ def test_clip_grad_value_matches_torch(flat):
         np.testing.assert_array_equal(p.grad, e)
     t.clamp_(-0.3, 0.3)
     np.testing.assert_array_equal(model[0].weight.grad, t.numpy())
+
+
+def test_load_of_another_architecture_names_the_keys_but_no_strict_argument(tmp_path):
+    import tinygrad_lite as tl
+
+    tl.save(tmp_path / "m.safetensors", nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)))
+    with pytest.raises(tl.checkpoint.CheckpointError) as info:
+        tl.load(tmp_path / "m.safetensors", nn.Sequential(nn.Linear(3, 4)))
+    message = str(info.value)
+    assert "1.running_mean" in message and "strict" not in message
+    with pytest.raises(nn.StateDictError, match=r"pass strict=False"):
+        nn.Sequential(nn.Linear(3, 4)).load_state_dict({"0.weight": np.zeros((4, 3))})

@@ -36,6 +36,15 @@ def test_bfloat16_decode_is_exact_and_round_trips():
     np.testing.assert_array_equal(lowbit.bfloat16_encode(values[finite]), words[finite])
 
 
+def test_bfloat16_second_moment_cannot_decay_with_beta2_0999():
+    """bfloat16's trap (docs/optimizers.md, section 7): 0.999 * s rounds back to s, so s never decays."""
+    s = np.array([1.0, 0.7, 3e-5], np.float32)
+    stored = lowbit.bfloat16_decode(lowbit.bfloat16_encode(s))
+    for _ in range(100):
+        stored = lowbit.bfloat16_decode(lowbit.bfloat16_encode(np.float32(0.999) * stored))
+    np.testing.assert_array_equal(stored, lowbit.bfloat16_decode(lowbit.bfloat16_encode(s)))
+
+
 def test_bfloat16_matches_torch():
     torch = pytest.importorskip("torch")
     x = spread(np.random.default_rng(0), 100_000, -40, 38)
@@ -327,3 +336,175 @@ def test_adam_int8_stays_close_to_bitsandbytes_adam8bit(bnb):
     difference = np.abs(ours - theirs.detach().numpy()).max()
     assert difference <= bound
     assert difference < 0.5 * lr * 3  # and far below the three steps' size
+
+
+# ---- the optimizers' state_dtype --------------------------------------------------------------------
+
+OPTIMIZERS = {"adam": ("Adam", {}), "adamw": ("AdamW", {}), "rmsprop": ("RMSProp", {}),
+              "momentum": ("Momentum", {}), "sgd": ("SGD", {"momentum": 0.9, "nesterov": True})}
+
+
+def make(rule, state_dtype, backend="numba", seed=0, **options):
+    """An optimizer over one big and one small parameter (the small one under lowbit_min_size)."""
+    from tinygrad_lite import Tensor, optim
+
+    rng = np.random.default_rng(seed)
+    params = [Tensor(rng.standard_normal((70, 90)).astype(np.float32), requires_grad=True),
+              Tensor(rng.standard_normal(30).astype(np.float32), requires_grad=True)]
+    name, extra = OPTIMIZERS[rule]
+    return params, getattr(optim, name)(params, lr=1e-2, backend=backend, state_dtype=state_dtype, **extra, **options)
+
+
+def run(params, optimizer, steps, seed=1):
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        for p in params:
+            p.grad = spread(rng, p.data.size, -6, 0).reshape(p.shape)
+        optimizer.step()
+
+
+def stored(optimizer):
+    return [{k: np.asarray(v).copy() for k, v in entry.items()} for entry in optimizer.state_dict()["state"].values()]
+
+
+def assert_same_state(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for key in x:
+            np.testing.assert_array_equal(np.asarray(x[key]).view(np.uint8) if key != "step" else x[key],
+                                          np.asarray(y[key]).view(np.uint8) if key != "step" else y[key])
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+@pytest.mark.parametrize("rule", RULES)
+def test_optimizer_state_dtype_is_the_same_on_both_backends(rule, state_dtype):
+    """The numba optimizer stores the numpy optimizer's state bit for bit; small parameters stay float32."""
+    runs = {}
+    for backend in ("numpy", "numba"):
+        params, optimizer = make(rule, state_dtype, backend)
+        run(params, optimizer, 4)
+        runs[backend] = params, stored(optimizer)
+    assert_same_state(runs["numpy"][1][:1], runs["numba"][1][:1])  # the float32 kernels may contract to FMA
+    for name, value in runs["numpy"][1][1].items():
+        np.testing.assert_allclose(runs["numba"][1][1][name], value, rtol=1e-5, atol=1e-7)
+    for p, q in zip(runs["numpy"][0], runs["numba"][0]):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-5, atol=1e-6)
+    big, small = runs["numba"][1]
+    stored_dtype = np.uint16 if state_dtype == "bfloat16" else np.uint8
+    assert all(big[name].dtype == stored_dtype for name in big if name != "step" and not name.endswith("_absmax"))
+    assert all(small[name].dtype == np.float32 for name in small if name != "step")  # 30 < lowbit_min_size
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_low_bit_state_memory(state_dtype):
+    from tinygrad_lite import Tensor, optim
+
+    n = 1 << 16
+    p = Tensor(np.zeros(n, np.float32), requires_grad=True)
+    optimizer = optim.Adam([p], state_dtype=state_dtype)
+    state_bytes = sum(a.nbytes for buffers in optimizer._buffers for b in buffers for a in b.state)
+    assert state_bytes / n <= (2.1 if state_dtype == "int8" else 4.0)
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_state_dict_round_trip_keeps_stored_state_exactly(state_dtype, tmp_path):
+    from tinygrad_lite import checkpoint, nn
+
+    params, optimizer = make("adam", state_dtype, block_size=128)
+    run(params, optimizer, 3)
+    saved = optimizer.state_dict()
+    assert saved["param_groups"][0]["state_dtype"] == state_dtype and saved["param_groups"][0]["block_size"] == 128
+    fresh_params, fresh = make("adam", state_dtype, block_size=128)
+    for p, q in zip(fresh_params, params):
+        p.data[...] = q.data
+    fresh.load_state_dict(saved)
+    assert_same_state(stored(fresh), stored(optimizer))
+    run(params, optimizer, 2, seed=5)
+    run(fresh_params, fresh, 2, seed=5)
+    assert_same_state(stored(fresh), stored(optimizer))
+    # and through a checkpoint file
+    model = nn.Module()
+    model.w, model.b = params
+    checkpoint.save(tmp_path / "run.safetensors", model, optimizer)
+    again_params, again = make("adam", state_dtype, block_size=128, seed=9)
+    other = nn.Module()
+    other.w, other.b = again_params
+    checkpoint.load(tmp_path / "run.safetensors", other, again)
+    assert_same_state(stored(again), stored(optimizer))
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+@pytest.mark.parametrize("rule", ["adam", "rmsprop", "sgd"])
+def test_float32_state_loads_into_low_bit_and_back(rule, state_dtype):
+    from tinygrad_lite.optim import functional
+
+    names = {"adam": functional.AdamState, "rmsprop": functional.RMSPropState,
+             "sgd": functional.SGDState}[rule]._fields
+    params, full = make(rule, "float32")
+    run(params, full, 3)
+    saved = full.state_dict()
+    low_params, low = make(rule, state_dtype, block_size=64)
+    low.load_state_dict(saved)
+    entry = low.state_dict()["state"][0]
+    expected = lowbit.encode({name: saved["state"][0][name] for name in names}, state_dtype, 64)
+    assert_same_state([{k: entry[k] for k in expected}], [expected])
+    np.testing.assert_array_equal(low.state_dict()["state"][1]["step"], 3)  # the small parameter: float32, as saved
+    back_params, back = make(rule, "float32")
+    back.load_state_dict(low.state_dict())
+    decoded = lowbit.decode(entry, names, 64)
+    for name in names:
+        np.testing.assert_array_equal(back.state_dict()["state"][0][name], decoded[name])
+        scale = np.abs(saved["state"][0][name]).max()
+        np.testing.assert_allclose(decoded[name], saved["state"][0][name], rtol=0, atol=0.02 * scale)
+    # int8 with another block size: decoded with the saved one, encoded with its own
+    if state_dtype == "int8":
+        _, other = make(rule, "int8", block_size=256)
+        other.load_state_dict(low.state_dict())
+        moments = lowbit.decode(entry, names, 64)
+        expected = lowbit.encode(moments, "int8", 256)
+        assert_same_state([{k: other.state_dict()["state"][0][k] for k in expected}], [expected])
+
+
+def test_lowbit_min_size_and_format_errors():
+    from tinygrad_lite import Tensor, optim
+
+    _, everything = make("adam", "int8", lowbit_min_size=0)
+    assert all(entry["exp_avg"].dtype == np.uint8 for entry in stored(everything)) or not stored(everything)
+    assert all(type(b).__name__ == "_LowBitBuffer" for b in everything._buffers[0])
+    double = Tensor(np.zeros(5000), requires_grad=True)  # float64: the kernels are float32, its state stays float64
+    opt = optim.Adam([double], state_dtype="int8")
+    double.grad = np.ones(5000)
+    opt.step()
+    assert opt.state[double]["exp_avg"].dtype == np.float64
+    p = Tensor(np.zeros(10, np.float32), requires_grad=True)
+    with pytest.raises(ValueError, match="Adam: invalid state_dtype='float16'"):
+        optim.Adam([p], state_dtype="float16")
+    with pytest.raises(ValueError, match="Adam: invalid block_size=0"):
+        optim.Adam([p], state_dtype="int8", block_size=0)
+    with pytest.raises(ValueError, match="Adam: state_dtype='int8' is not available for its rule 'adam_amsgrad'"):
+        optim.Adam([p], amsgrad=True, state_dtype="int8")
+    with pytest.raises(ValueError, match="RMSProp: state_dtype='bfloat16' is not available"):
+        optim.RMSProp([p], centered=True, state_dtype="bfloat16")
+    with pytest.raises(ValueError, match="SGD: state_dtype='int8' needs momentum > 0"):
+        optim.SGD([p], state_dtype="int8")
+    params, optimizer = make("adam", "int8")
+    optimizer.param_groups[0]["state_dtype"] = "bfloat16"
+    with pytest.raises(ValueError, match="changed how its state is stored"):
+        run(params, optimizer, 1)
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_maximize_with_low_bit_state_steps_on_the_negated_grad(state_dtype):
+    up_params, up = make("adam", state_dtype, maximize=True)
+    down_params, down = make("adam", state_dtype)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        for p, q in zip(up_params, down_params):
+            grad = spread(rng, p.data.size, -6, 0).reshape(p.shape)
+            p.grad, q.grad = grad, -grad
+        up.step()
+        down.step()
+    assert_same_state(stored(up), stored(down))
+    for p, q in zip(up_params, down_params):
+        np.testing.assert_array_equal(p.data, q.data)

@@ -630,3 +630,37 @@ def test_a_subclass_may_pass_defaults_as_keywords_or_a_dict_and_write_its_own_st
     assert no_rule.defaults == {"lr": 0.5}
     with pytest.raises(NotImplementedError, match="DictDefaults names no update rule"):
         no_rule.step()
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.1", True])
+@pytest.mark.parametrize("backend", optim.BACKENDS)
+def test_a_bad_lr_set_between_steps_raises_at_the_next_step_before_anything_changes(bad, backend):
+    model = nn.Linear(3, 2)
+    opt = optim.Adam([{"params": [model.weight]}, {"params": [model.bias]}], lr=0.1, backend=backend)
+    x = Tensor(np.ones((4, 3), np.float32))
+    model(x).sum().backward()
+    opt.step()
+    opt.zero_grad()
+    model(x).sum().backward()
+    before = [p.data.copy() for p in model.parameters()], [p.grad.copy() for p in model.parameters()]
+    state = opt.state_dict()
+    opt.param_groups[1]["lr"] = bad  # the second group, so a step that checked late would have moved the first
+    with pytest.raises(ValueError, match="Adam: invalid learning rate lr="):
+        opt.step()
+    for p, values, grad in zip(model.parameters(), *before):
+        np.testing.assert_array_equal(p.data, values)
+        np.testing.assert_array_equal(p.grad, grad)
+    assert [s["step"] for s in opt.state_dict()["state"].values()] == [s["step"] for s in state["state"].values()]
+    opt.param_groups[1]["lr"] = 0.05
+    opt.step()
+    assert [s["step"] for s in opt.state.values()] == [2, 2]
+
+
+def test_other_hyperparameters_changed_between_steps_are_checked_too():
+    p = Tensor(np.ones(3), requires_grad=True)
+    opt = optim.Adam([p])
+    p.grad = np.ones(3)
+    opt.param_groups[0]["betas"] = (0.9, 1.5)
+    with pytest.raises(ValueError, match=r"Adam: invalid betas=\(0.9, 1.5\)"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, 1.0)

@@ -169,7 +169,7 @@ class Function:
     # Class-level defaults, rebound (never mutated) per node, so creating a node runs no __init__.
     inputs: tuple[Tensor, ...] | None = ()
     saved: tuple = ()
-    kwargs: dict = {}
+    kwargs: dict = {}  # forward's keyword arguments: a create_graph backward tells constants apart by them
     created_at: str | None = None
 
     def save_for_backward(self, *values: Any) -> None:
@@ -261,20 +261,6 @@ def _differentiable_backward(ctx: Function, out: Tensor, grad: Tensor) -> tuple:
     return tuple(g if g is None or isinstance(g, Tensor) else Tensor._make(np.asarray(g)) for g in grads)
 
 
-class _FlatLink:
-    """Shared between an optimizer's flat buffer and its parameters, so a step checks one object.
-
-    `n_grads` counts members whose `.grad` currently points into the flat grad buffer;
-    `stale` is set when a member's `.data` was rebound away from its view.
-    """
-
-    __slots__ = ("n_grads", "stale")
-
-    def __init__(self) -> None:
-        self.n_grads = 0
-        self.stale = False
-
-
 _DEVICES = ("cpu", "cuda", "mps", "xpu", "meta")
 
 
@@ -307,8 +293,7 @@ class Tensor:
     as PyTorch does, not as numpy does (see `tinygrad_lite.dtypes`).
     """
 
-    __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name",
-                 "_flat_link", "_grad_view", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name", "__weakref__")
     __array_priority__ = 1000  # so `ndarray + Tensor` defers to Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -319,30 +304,25 @@ class Tensor:
                 "gradients are only defined for float32 or float64 (integer data such as class labels "
                 "must use requires_grad=False)"
             )
-        self._data = array
-        self._grad: np.ndarray | None = None
+        self._init(array)
         self.requires_grad = bool(requires_grad)
-        self._ctx: Function | None = None
-        self._hooks: list | None = None
-        self._retains_grad = False
-        self.name: str | None = None
-        self._flat_link: _FlatLink | None = None
-        self._grad_view: np.ndarray | None = None
 
     @classmethod
     def _make(cls, array: np.ndarray) -> Tensor:
         """Wrap an op's output without re-validating it: the hot path of every forward."""
         t = cls.__new__(cls)
-        t._data = array if isinstance(array, np.ndarray) else np.asarray(array)
-        t._grad = None
-        t.requires_grad = False
-        t._ctx = None
-        t._hooks = None
-        t._retains_grad = False
-        t.name = None
-        t._flat_link = None
-        t._grad_view = None
+        t._init(array if isinstance(array, np.ndarray) else np.asarray(array))
         return t
+
+    def _init(self, array: np.ndarray) -> None:
+        """The fields of a new tensor that does not require grad, shared by `__init__` and `_make`."""
+        self._data = array
+        self._grad: np.ndarray | None = None
+        self.requires_grad = False
+        self._ctx: Function | None = None
+        self._hooks: list | None = None
+        self._retains_grad = False
+        self.name: str | None = None
 
     # ---- data and grad -------------------------------------------------------------------------
 
@@ -354,24 +334,19 @@ class Tensor:
     @data.setter
     def data(self, value: Any) -> None:
         self._data = np.asarray(value)
-        if self._flat_link is not None:
-            self._flat_link.stale = True  # the optimizer re-attaches it to its flat buffer next step
 
     @property
     def grad(self) -> np.ndarray | None:
         """The accumulated gradient, same shape and dtype as `.data`, or None.
 
-        Unlike PyTorch, a parameter held by an optimizer keeps one grad array (a view into the
-        optimizer's flat buffer) across `zero_grad()` and later backward passes: copy `p.grad`
-        to keep a step's gradient.
+        As in PyTorch, backward adds into an existing grad array in place; after an optimizer's
+        `step()` that array is a view into the optimizer's flat grad buffer.
         """
         return self._grad
 
     @grad.setter
     def grad(self, value: Any) -> None:
         if value is None:
-            if self._grad is not None and self._flat_link is not None:
-                self._flat_link.n_grads -= 1
             self._grad = None
             return
         value = np.asarray(value)
@@ -379,27 +354,13 @@ class Tensor:
             raise ValueError(
                 f"assigned grad has shape {value.shape}, expected the tensor's shape {self._data.shape}"
             )
-        if self._grad_view is not None and not self._flat_link.stale:
-            # Keep the grad inside the optimizer's flat buffer so its fused step stays one call.
-            if self._grad is None:
-                self._flat_link.n_grads += 1
-            np.copyto(self._grad_view, value)
-            self._grad = self._grad_view
-        else:
-            self._grad = value.astype(self._data.dtype, copy=False)
+        self._grad = value.astype(self._data.dtype, copy=False)
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
-        view = self._grad_view
-        if self._grad is None and view is not None and not self._flat_link.stale:
-            np.copyto(view, grad)  # straight into the optimizer's flat buffer: the usual case in training
-            self._grad = view
-            self._flat_link.n_grads += 1
-        elif self._grad is None:
-            self.grad = grad if grad.dtype == self._data.dtype else grad.astype(self._data.dtype)
-            if self._grad is grad:
-                self._grad = grad.copy()  # the backward pass may share this array with another tensor
-        elif self._grad is self._grad_view:
-            self._grad += grad  # in place, so the flat buffer stays current
+        if self._grad is None:
+            self._grad = grad.astype(self._data.dtype)  # a copy: the backward pass may share `grad` with another tensor
+        elif self._grad.flags.writeable:
+            self._grad += grad  # in place, as PyTorch: whoever holds the array (an optimizer's buffer) sees the sum
         else:
             self._grad = (self._grad + grad).astype(self._data.dtype, copy=False)
 

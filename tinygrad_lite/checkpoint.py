@@ -1,10 +1,11 @@
-"""`save` and `load`: a model, its optimizer, a DataLoader's generator and the global one in one safetensors file.
+"""`save` and `load`: a model, its optimizer and lr schedule, a DataLoader's generator and the global one in one file.
 
 Layout of the file (readable by any safetensors reader, e.g. `safetensors.torch.load_file`):
 - the model's tensors under their `state_dict()` names (`0.weight`, `0.bias`, ...);
 - the optimizer's state arrays as `optim.state.<param index>.<name>` (`optim.state.0.exp_avg`);
 - in the JSON header's `__metadata__` (string values only): `tinygrad_lite.optimizer` (class, step counts,
-  param-group hyperparameters, skipped steps), `tinygrad_lite.rng` (the global generator's state),
+  param-group hyperparameters, skipped steps), `tinygrad_lite.scheduler` (an lr scheduler's class and
+  `state_dict()`, when one is given), `tinygrad_lite.rng` (the global generator's state),
   `tinygrad_lite.loader` (a DataLoader's `state_dict()`, when one is given), the caller's metadata (each value
   JSON-encoded) and `tinygrad_lite.sha256`, a digest of all of the above.
 
@@ -29,8 +30,9 @@ import safetensors
 import safetensors.numpy
 
 from tinygrad_lite.data.loader import DataLoader
-from tinygrad_lite.nn.module import Module
+from tinygrad_lite.nn.module import Module, StateDictError
 from tinygrad_lite.optim.base import Optimizer
+from tinygrad_lite.optim.lr_scheduler import LRScheduler
 from tinygrad_lite.rng import generator
 
 FORMAT_VERSION = "1"
@@ -159,8 +161,8 @@ def _atomic_write(path: str, blob: bytes) -> None:
 
 
 def save(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = None, *,
-         loader: DataLoader | None = None, **metadata: Any) -> None:
-    """Write `model`'s parameters, `optimizer`'s state, the generators and `metadata` to `path`, atomically.
+         loader: DataLoader | None = None, scheduler: LRScheduler | None = None, **metadata: Any) -> None:
+    """Write `model`'s parameters, `optimizer`'s and `scheduler`'s state, the generators and `metadata` to `path`.
 
     The global generator is always saved; `loader`'s own generator (a `DataLoader(seed=...)`) when it is
     given. Metadata values may be anything JSON can encode; `load` returns them decoded. Unlike `torch.save`,
@@ -190,6 +192,15 @@ def save(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
             "class": type(optimizer).__name__, "steps": steps, "param_groups": state_dict["param_groups"],
             "skipped_steps": state_dict.get("skipped_steps", 0),
         })
+    if scheduler is not None:
+        if not isinstance(scheduler, LRScheduler):
+            raise TypeError(f"save: scheduler must be an lr_scheduler, got {type(scheduler).__name__}")
+        try:
+            header[_RESERVED + "scheduler"] = _to_json({"class": type(scheduler).__name__,
+                                                        "state": scheduler.state_dict()})
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"save: the {type(scheduler).__name__}'s state cannot be stored as JSON "
+                             f"({error})") from None
     for key, value in metadata.items():
         if key.startswith(_RESERVED):
             raise ValueError(f"save: metadata key {key!r} uses the reserved prefix {_RESERVED!r}")
@@ -253,13 +264,15 @@ def _optimizer_state(path: str, tensors: dict[str, np.ndarray], info: dict[str, 
 
 
 def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = None, *,
-         loader: DataLoader | None = None, restore_rng: bool = True) -> dict[str, Any]:
+         loader: DataLoader | None = None, scheduler: LRScheduler | None = None,
+         restore_rng: bool = True) -> dict[str, Any]:
     """Restore `model` (and `optimizer`, `loader` and the global generator) from `save`'s file; returns the metadata.
 
     The file is read and checked in full (digest, names, shapes, optimizer type, loader state) before
     anything changes, so on any error model, optimizer, loader and generator are left as they were.
     Restoring the generators makes DataLoader shuffling and dropout continue exactly where the saved run
-    stood, provided it was saved between epochs (a loader shuffles once per epoch).
+    stood, provided it was saved between epochs (a loader shuffles once per epoch). Create the scheduler
+    before loading, as in PyTorch: its constructor writes the lrs that the saved state then replaces.
     """
     path = os.fspath(path)
     if loader is not None and not isinstance(loader, DataLoader):
@@ -285,6 +298,17 @@ def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
                                       f"{type(optimizer).__name__}")
             optimizer_state = _optimizer_state(path, {k: v for k, v in tensors.items() if k.startswith(OPTIM_PREFIX)},
                                                info)
+        scheduler_state = None
+        if scheduler is not None:
+            if _RESERVED + "scheduler" not in metadata:
+                raise CheckpointError(f"load: {path!r} holds no lr scheduler state, but a scheduler was given")
+            info = json.loads(metadata[_RESERVED + "scheduler"])
+            if info["class"] != type(scheduler).__name__:
+                raise CheckpointError(f"load: {path!r} holds {info['class']} state, but the scheduler is "
+                                      f"{type(scheduler).__name__}")
+            scheduler_state = info["state"]
+            if not isinstance(scheduler_state, dict):
+                raise TypeError(f"scheduler state is {type(scheduler_state).__name__}, expected a dict")
         loader_state = None
         if loader is not None:
             if _RESERVED + "loader" not in metadata:
@@ -307,7 +331,10 @@ def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
         model.load_state_dict(before)
         if loader_before is not None:
             loader.load_state_dict(loader_before)
-        raise CheckpointError(f"load: {path!r} does not fit: {error}") from None
+        reason = error.message if isinstance(error, StateDictError) else error  # its hint names another call's args
+        raise CheckpointError(f"load: {path!r} does not fit: {reason}") from None
+    if scheduler_state is not None:
+        scheduler.load_state_dict(scheduler_state)  # after the optimizer, whose param groups hold the lrs
     if restore_rng:
         generator().bit_generator.state = rng_state
     return user

@@ -85,6 +85,9 @@ def _seed(text: str) -> int:
     return value
 
 
+_non_negative_int = _seed  # --warmup's check is the seed's
+
+
 def _float(text: str) -> float:
     try:
         value = float(text)
@@ -245,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the checkpoint every N epochs (default only at the end, or when interrupted)")
     p.add_argument("--resume", default=None, metavar="PATH",
                    help="continue from a checkpoint written by a run with the same settings (default a new run)")
+    p.add_argument("--schedule", choices=training.SCHEDULES, default=defaults.schedule,
+                   help="lr schedule over the epochs: step (/10 at each third), cosine (to 0), onecycle, plateau "
+                        "(halve when the test loss stalls) (default %(default)s)")
+    p.add_argument("--warmup", type=_non_negative_int, default=defaults.warmup, metavar="N",
+                   help="epochs of linear lr warm-up before the schedule (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=_train)
     _add_graph(commands)
@@ -268,6 +276,11 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"tinygrad-lite train: --test-fraction must be in [0, 1), got {args.test_fraction}")
     if args.lr is not None and args.lr < 0:
         raise UsageError(f"tinygrad-lite train: --lr must be >= 0, got {args.lr}")
+    if args.warmup >= args.epochs:
+        raise UsageError(f"tinygrad-lite train: --warmup must be less than --epochs ({args.epochs}), got "
+                         f"{args.warmup}")
+    if args.warmup and args.schedule == "plateau":
+        raise UsageError("tinygrad-lite train: --warmup cannot come before --schedule plateau")
     if args.out and training.holds_run(args.out) and not (args.resume or args.overwrite):
         raise UsageError(f"tinygrad-lite train: --out {args.out!r} already holds a run; add --resume to continue "
                          "it or --overwrite to replace it")
@@ -288,7 +301,7 @@ def _train(args: argparse.Namespace) -> int:
         dataset=args.dataset, samples=args.samples, hidden=args.hidden, optimizer=args.optimizer, lr=args.lr,
         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, backend=args.backend, out=args.out,
         overwrite=True, progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
-        test_fraction=args.test_fraction,
+        test_fraction=args.test_fraction, schedule=args.schedule, warmup=args.warmup,
     ).resolved()
     try:
         return _run_train(args, config)
@@ -327,8 +340,10 @@ def _announce(config: training.TrainConfig, first_epoch: int) -> None:
     """The resolved settings, printed before the first epoch."""
     start = f", from epoch {first_epoch}" if first_epoch > 1 else ""
     samples = f" ({config.samples} samples)" if config.dataset in training.DATASETS else ""
-    print(f"train: {config.optimizer} lr {config.lr:g}, batch size {config.batch_size or 'full'}, backend "
-          f"{config.backend}; {config.dataset}{samples}, {config.epochs} epochs{start}"
+    schedule = "" if config.schedule == "constant" else f" ({config.schedule} schedule)"
+    warmup = f" after {config.warmup} warm-up epochs" if config.warmup else ""
+    print(f"train: {config.optimizer} lr {config.lr:g}{schedule}{warmup}, batch size {config.batch_size or 'full'}, "
+          f"backend {config.backend}; {config.dataset}{samples}, {config.epochs} epochs{start}"
           + (f" -> {config.out}" if config.out else ""), flush=True)
 
 

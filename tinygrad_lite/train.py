@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
 import inspect
@@ -17,7 +18,7 @@ import numpy as np
 
 from tinygrad_lite import checkpoint, data, loop, nn, optim
 from tinygrad_lite._tensor import Tensor, no_grad
-from tinygrad_lite.optim import registry
+from tinygrad_lite.optim import lr_scheduler, registry
 from tinygrad_lite.optim.base import DEFAULT_BACKEND
 from tinygrad_lite.rng import generator, manual_seed
 
@@ -68,6 +69,8 @@ class TrainConfig:
     beta1: float | None = None
     beta2: float | None = None
     weight_decay: float | None = None
+    schedule: str = "constant"  # the lr schedule over the epochs, one of SCHEDULES (see lr_schedule)
+    warmup: int = 0  # epochs of linear lr warm-up before the schedule
 
 
     def resolved(self) -> TrainConfig:
@@ -79,11 +82,13 @@ class TrainConfig:
 
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.csv"
-# The settings a resumed run must share with the run that wrote the checkpoint (epochs and backend may differ).
+# The settings a resumed run must share with the run that wrote the checkpoint (epochs may differ unless a schedule
+# spans them, and backend may differ).
 _RESUME_KEYS = ("dataset", "samples", "hidden", "optimizer", "lr", "batch_size", "seed", "test_fraction",
-                "optimizer_options")
+                "optimizer_options", "schedule", "warmup", "schedule_epochs")
 # TrainConfig fields that are keyword arguments of some optimizers; beta1 and beta2 go in as betas=(beta1, beta2).
 RULE_OPTIONS = ("momentum", "beta", "beta1", "beta2", "weight_decay")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
 
 
 class ResumeError(ValueError):
@@ -109,10 +114,11 @@ class ResumePastEpochs(ResumeError):
 
 @dataclass
 class TrainResult:
-    """A finished (or resumed) run: the model, its optimizer and one metrics row per epoch."""
+    """A finished (or resumed) run: the model, its optimizer and lr scheduler (if any), one metrics row per epoch."""
 
     model: nn.Module
     optimizer: optim.Optimizer
+    scheduler: lr_scheduler.LRScheduler | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -198,6 +204,13 @@ def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | No
     config = config.resolved()  # a ValueError names the choices for an unknown optimizer
     if config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
+    if config.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {config.schedule!r}, expected one of {SCHEDULES}")
+    if not 0 <= config.warmup < config.epochs:
+        raise ValueError(f"warmup must be in [0, epochs), got {config.warmup} with {config.epochs} epochs")
+    if config.warmup and config.schedule == "plateau":
+        raise ValueError("warmup cannot come before the plateau schedule (SequentialLR cannot hold "
+                         "ReduceLROnPlateau, as in PyTorch)")
     if config.save_every is not None and config.save_every < 1:
         raise ValueError(f"save_every must be >= 1, got {config.save_every}")
     options = optimizer_options(config)
@@ -213,7 +226,7 @@ def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | No
     model = mlp([X.shape[1], *config.hidden, n_out])
     optimizer = registry.create(config.optimizer, model.parameters(), lr=config.lr, backend=config.backend, **options)
     loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
-    result = TrainResult(model, optimizer)
+    result = TrainResult(model, optimizer, lr_schedule(config.schedule, optimizer, config.epochs, config.warmup))
     settings = _settings(config, test_fraction, options)
     first_epoch, seconds_before = 1, 0.0
     if config.resume:
@@ -238,6 +251,10 @@ def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | No
             metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, X_test, y_test, regression)
         metrics["seconds"] = seconds_before + end.seconds
         result.history.append(metrics)
+        if isinstance(result.scheduler, lr_scheduler.ReduceLROnPlateau):
+            result.scheduler.step(metrics.get("test_loss", end.loss))
+        elif result.scheduler is not None:
+            result.scheduler.step()
         if bar is not None:
             bar.set_postfix(loss=f"{end.loss:.4f}", refresh=False)
             bar.update()
@@ -269,15 +286,18 @@ def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | No
 
 
 class _Snapshot:
-    """Copies of a run's model, optimizer, generator and history, to put back after a partial epoch."""
+    """Copies of a run's model, optimizer, scheduler, generator and history, to put back after a partial epoch."""
 
     def __init__(self, result: TrainResult) -> None:
         self.model, self.optimizer = result.model.state_dict(), result.optimizer.state_dict()
+        self.scheduler = None if result.scheduler is None else copy.deepcopy(result.scheduler.state_dict())
         self.rng, self.epochs = generator().bit_generator.state, len(result.history)
 
     def restore(self, result: TrainResult) -> None:
         result.model.load_state_dict(self.model)
         result.optimizer.load_state_dict(self.optimizer)
+        if self.scheduler is not None:
+            result.scheduler.load_state_dict(self.scheduler)
         generator().bit_generator.state = self.rng
         del result.history[self.epochs:]
 
@@ -332,12 +352,43 @@ def optimizer_options(config: TrainConfig) -> dict[str, Any]:
     return options
 
 
+def lr_schedule(name: str, optimizer: optim.Optimizer, epochs: int,
+                warmup: int = 0) -> lr_scheduler.LRScheduler | None:
+    """The scheduler `train --schedule name --warmup N` steps once per epoch (None for a constant lr).
+
+    step: lr/10 after each third of the epochs after the warm-up; cosine: down to 0 over them; onecycle:
+    up to the lr and down (cycling momentum or beta1 when the optimizer has one); plateau: halved after 5
+    epochs without a better test loss (training loss without a test split). `warmup` epochs first raise
+    the lr linearly from lr/(warmup+1) (a LinearLR chained in front by SequentialLR).
+    """
+    rest = epochs - warmup
+    if name == "step":
+        main = lr_scheduler.StepLR(optimizer, step_size=max(1, rest // 3), gamma=0.1)
+    elif name == "cosine":
+        main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=rest)
+    elif name == "onecycle":
+        cycle = "betas" in optimizer.defaults or optimizer.defaults.get("momentum", 0) > 0
+        main = lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"], total_steps=rest + 1,
+                                       cycle_momentum=cycle)
+    elif name == "plateau":
+        return lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=5)
+    else:
+        main = None
+    if not warmup:
+        return main
+    ramp = lr_scheduler.LinearLR(optimizer, start_factor=1 / (warmup + 1), total_iters=warmup)
+    return ramp if main is None else lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
 def _settings(config: TrainConfig, test_fraction: float, options: dict[str, Any]) -> dict:
     return {"dataset": config.dataset, "samples": config.samples, "hidden": list(config.hidden),
             "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
             "test_fraction": test_fraction,
             "optimizer_options": {key: list(value) if isinstance(value, tuple) else value
-                                  for key, value in options.items()}}
+                                  for key, value in options.items()},
+            "schedule": config.schedule, "warmup": config.warmup,
+            # A schedule spans the epochs, so a run that has one resumes only with the same epochs.
+            "schedule_epochs": config.epochs if config.schedule != "constant" or config.warmup else None}
 
 
 def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
@@ -347,7 +398,8 @@ def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
     saved = metadata.get("settings")
     if not isinstance(saved, dict) or "epoch" not in metadata or not metadata.get("history"):
         raise ResumeError(f"resume: {config.resume!r} is a checkpoint but not one written by `tinygrad-lite train`")
-    saved = {"test_fraction": 0.0, "optimizer_options": {}, **saved}  # written before these settings existed
+    saved = {"test_fraction": 0.0, "optimizer_options": {}, "schedule": "constant", "warmup": 0,
+             "schedule_epochs": None, **saved}  # written before these settings existed
     differ = [f"{key} {saved.get(key)!r} there, {settings[key]!r} here" for key in _RESUME_KEYS
               if saved.get(key) != settings[key]]
     if differ:
@@ -355,7 +407,7 @@ def _resume(config: TrainConfig, settings: dict, result: TrainResult) -> int:
     if metadata["epoch"] > config.epochs:
         raise ResumePastEpochs(config.resume, metadata["epoch"], config.epochs)
     with _resume_file(config.resume):
-        checkpoint.load(config.resume, result.model, result.optimizer)
+        checkpoint.load(config.resume, result.model, result.optimizer, scheduler=result.scheduler)
     result.history.extend(metadata["history"])
     return int(metadata["epoch"])
 
@@ -374,11 +426,11 @@ def _resume_file(path: str) -> Iterator[None]:
 
 
 def save_run(result: TrainResult, out: str, settings: dict | None = None) -> None:
-    """Write metrics.csv and checkpoint.safetensors (model, optimizer, generator, history) into `out`."""
+    """Write metrics.csv and checkpoint.safetensors (model, optimizer, scheduler, generator, history) into `out`."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, METRICS), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(result.history[0]))
         writer.writeheader()
         writer.writerows(result.history)
-    checkpoint.save(os.path.join(out, CHECKPOINT), result.model, result.optimizer, epoch=result.final["epoch"],
-                    history=result.history, settings=settings or {})
+    checkpoint.save(os.path.join(out, CHECKPOINT), result.model, result.optimizer, scheduler=result.scheduler,
+                    epoch=result.final["epoch"], history=result.history, settings=settings or {})

@@ -11,7 +11,15 @@ from tinygrad_lite._tensor import RemovableHandle, Tensor
 
 
 class StateDictError(ValueError, RuntimeError):
-    """A state dict that does not fit the module: a ValueError, and a RuntimeError as PyTorch raises."""
+    """A state dict that does not fit the module: a ValueError, and a RuntimeError as PyTorch raises.
+
+    `message` is what went wrong; `hint`, appended in `str()`, is how `load_state_dict` can be called instead
+    (a caller with other arguments, such as `tinygrad_lite.load`, reports `message` alone).
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message + hint)
+        self.message, self.hint = message, hint
 
 
 class IncompatibleKeys(NamedTuple):
@@ -227,8 +235,8 @@ class Module:
         unexpected = [name for name in state_dict if name not in params]
         if strict and (missing or unexpected):
             raise StateDictError(
-                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected} "
-                f"for {type(self).__name__} (pass strict=False to skip them)"
+                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected} for {type(self).__name__}",
+                " (pass strict=False to skip them)",
             )
         updates = []
         for name, value in state_dict.items():

@@ -1,8 +1,8 @@
-"""Optimizers: gradient descent, Momentum, RMSProp, Adam and AdamW, with numpy and Numba backends."""
+"""Optimizers (SGD, Momentum, RMSProp, Adam, AdamW, Adagrad, NAdam, Lion) on numpy or Numba, and lr schedules."""
 
-from tinygrad_lite.optim import functional, registry
+from tinygrad_lite.optim import functional, lr_scheduler, registry
 from tinygrad_lite.optim.base import BACKENDS, Optimizer, implementation, set_num_threads
-from tinygrad_lite.optim.optimizers import SGD, Adam, AdamW, Momentum, RMSProp
+from tinygrad_lite.optim.optimizers import SGD, Adagrad, Adam, AdamW, Lion, Momentum, NAdam, RMSProp
 
-__all__ = ["BACKENDS", "SGD", "Adam", "AdamW", "Momentum", "Optimizer", "RMSProp", "functional", "implementation",
-           "registry", "set_num_threads"]
+__all__ = ["BACKENDS", "SGD", "Adagrad", "Adam", "AdamW", "Lion", "Momentum", "NAdam", "Optimizer", "RMSProp",
+           "functional", "implementation", "lr_scheduler", "registry", "set_num_threads"]

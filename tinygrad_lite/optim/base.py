@@ -1,42 +1,77 @@
-"""`Optimizer`: param groups, flat buffers, backend dispatch and state dicts, shared by every rule.
+"""`Optimizer`: param groups, flat buffers, the step and state dicts, shared by every rule.
 
-Each param group's parameters of one dtype live in one contiguous buffer (`_FlatChunk`), and so
-do their grads and optimizer state, with the tensors' `.data` and `.grad` as views into them.
+Each param group's parameters of one dtype live in one contiguous buffer (`_FlatBuffer`), and so do
+their grads and the rule's state record, with the tensors' `.data` and `.grad` as views into them.
 A step is then one call of the update rule over the whole buffer, whichever backend runs it.
+
+The tensors know nothing of this. At `step()` the optimizer looks at each parameter, as
+`torch.optim.Adam.step` gathers `params_with_grad`: a `.grad` that is its view is already in place,
+and a `.grad` that backward or the user put elsewhere, or a `.data` the user rebound, is copied in
+and rebound to its view. After `zero_grad(set_to_none=False)` backward adds into the views in place
+and the step has nothing to copy.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
+import math
 import numbers
+import operator
+import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from tinygrad_lite._tensor import Tensor, _FlatLink, enable_grad
+from tinygrad_lite._tensor import Tensor, enable_grad
+from tinygrad_lite.optim import lowbit
 
 BACKENDS = ("numpy", "numba")
 DEFAULT_BACKEND = "numba"
+# What lr_scheduler writes into param groups besides the hyperparameters; a state dict may carry them.
+SCHEDULE_KEYS = frozenset({"initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"})
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}, expected one of {BACKENDS}")
 
 
 def implementation(rule: str, backend: str) -> Callable[..., None]:
-    """The function that applies update `rule` for `backend`: the numpy reference or the fused kernel."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}, expected one of {BACKENDS}")
-    # Imported on first use, so `import tinygrad_lite` neither loads Numba's compiler nor compiles.
-    module = importlib.import_module("tinygrad_lite.optim." + ("functional" if backend == "numpy" else "kernels"))
-    return getattr(module, rule)
+    """The public function that applies update `rule` for `backend`: the numpy reference or the fused kernel."""
+    _check_backend(backend)
+    from tinygrad_lite.optim import functional, kernels
+
+    return getattr(functional if backend == "numpy" else kernels, rule)
 
 
-def _bound(rule: str, backend: str, arrays: list[np.ndarray]) -> Callable[..., None]:
-    """`rule` with its array arguments fixed to one flat chunk's buffers; called with the rule's scalars."""
+def bind(rule: str, backend: str, arrays: list[np.ndarray]) -> Callable[..., None]:
+    """`rule` on fixed `arrays` (param, grad, state...) for `backend`; called with the rule's keyword scalars.
+
+    The one place a backend is chosen. The numba rules in kernels.py are themselves `kernels.bind(...)(...)`,
+    so the optimizer and the public functions run the same path; binding once spares a step the checks.
+    """
+    _check_backend(backend)
+    if backend == "numba":
+        # Imported on first use, so `import tinygrad_lite` neither loads Numba's compiler nor compiles.
+        from tinygrad_lite.optim import kernels
+
+        return kernels.bind(rule, arrays)
+    from tinygrad_lite.optim import functional
+
+    return functools.partial(getattr(functional, rule), *arrays)
+
+
+def bind_lowbit(rule: str, state_dtype: str, backend: str, arrays: list[np.ndarray],
+                block_size: int = lowbit.BLOCK_SIZE) -> Callable[..., None]:
+    """As `bind`, for a rule whose state is stored as `state_dtype` ("bfloat16" or "int8", see lowbit.py)."""
+    _check_backend(backend)
     if backend == "numba":
         from tinygrad_lite.optim import kernels
 
-        return kernels.bind(rule, arrays)  # resolves the compiled kernel once instead of on every call
-    return functools.partial(implementation(rule, backend), *arrays)
+        return kernels.bind_lowbit(rule, state_dtype, arrays, block_size)
+    extra = {"block_size": block_size} if state_dtype == "int8" else {}
+    return functools.partial(getattr(lowbit, f"{rule}_{state_dtype}"), *arrays, **extra)
 
 
 def set_num_threads(n: int) -> None:
@@ -51,114 +86,289 @@ def set_num_threads(n: int) -> None:
     kernels.set_num_threads(n)
 
 
-class _FlatChunk:
-    """One param group's parameters of one dtype, laid out in contiguous buffers.
+def check_hyperparameter(optimizer: str, key: str, value: Any, valid: Callable[[float], bool], expected: str) -> None:
+    """Raise ValueError naming `optimizer` and `key` unless `value` is a real number (not a bool) that is `valid`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{optimizer}: invalid {key}={value!r}, expected a number")
+    if not valid(value):
+        raise ValueError(f"{optimizer}: invalid {key}={value}, expected {expected}")
 
-    Creating a chunk touches no parameter; `attach()` then moves them in.
+
+def check_lr(optimizer: str, lr: Any) -> None:
+    """A learning rate is a finite number >= 0."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise ValueError(f"{optimizer}: invalid learning rate lr={lr!r}, expected a number")
+    if not 0 <= lr < math.inf:
+        raise ValueError(f"{optimizer}: invalid learning rate lr={lr}, expected a finite lr >= 0")
+
+
+def check_betas(optimizer: str, betas: Any) -> None:
+    """A pair of numbers in [0, 1)."""
+    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+            or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas)):
+        raise ValueError(f"{optimizer}: invalid betas={betas!r}, expected a pair of numbers such as (0.9, 0.999)")
+    if not all(0 <= b < 1 for b in betas):
+        raise ValueError(f"{optimizer}: invalid betas={betas}, expected two values in [0, 1)")
+
+
+def _views(buf: np.ndarray, params: list[Tensor], bounds: np.ndarray) -> list[np.ndarray]:
+    """`buf` cut into one view per parameter, shaped like it."""
+    return [buf[lo:hi].reshape(p.shape) for p, lo, hi in zip(params, bounds[:-1], bounds[1:])]
+
+
+class _Layout:
+    """Where some parameters of one dtype and their grads live: two contiguous buffers and a view per parameter.
+
+    Optimizers over the same parameters in the same order share one layout (`_layout_of`), so stepping
+    them in turn moves no values from one buffer to another.
     """
 
-    def __init__(self, params: list[Tensor], state_names: tuple[str, ...], rule: str, backend: str) -> None:
+    def __init__(self, params: list[Tensor]) -> None:
         self.params = params
-        self.link = _FlatLink()
-        dtype = params[0].dtype
-        sizes = [p.numel() for p in params]
-        bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        total = int(bounds[-1])
-        self.param_buf = np.empty(total, dtype)
-        self.grad_buf = np.zeros(total, dtype)
-        self.state_bufs = {name: np.zeros(total, dtype) for name in state_names}
+        self.bounds = np.concatenate([[0], np.cumsum([p.data.size for p in params])]).astype(int)
+        self.param_buf = np.empty(int(self.bounds[-1]), params[0].dtype)
+        self.grad_buf = np.zeros_like(self.param_buf)
+        self.param_views = _views(self.param_buf, params, self.bounds)
+        self.grad_views = _views(self.grad_buf, params, self.bounds)
+        for data, view in zip([p.data for p in params], self.param_views):
+            view[...] = data  # the values, for a state `init` that reads them; the tensors move in later
 
-        def views(buf: np.ndarray) -> list[np.ndarray]:
-            return [buf[lo:hi].reshape(p.shape) for p, lo, hi in zip(params, bounds[:-1], bounds[1:])]
 
-        self.param_views = views(self.param_buf)
-        self.grad_views = views(self.grad_buf)
-        self.state_views = {name: views(buf) for name, buf in self.state_bufs.items()}
-        self.step_count = 0  # shared by every parameter while they all step together
-        self.per_param_steps: list[int] | None = None  # once a step skipped some parameters
-        arrays = [self.param_buf, self.grad_buf, *self.state_bufs.values()]
+_FORMAT_KEYS = ("state_dtype", "block_size", "lowbit_min_size")  # how a group's state is stored (lowbit.py)
+_layouts: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # (ids of the params) -> _Layout
+
+
+def _layout_of(params: list[Tensor]) -> _Layout:
+    """The layout of these parameters, shared with any live optimizer that holds the same ones in the same order."""
+    key = tuple(map(id, params))  # unique while the layout, which holds the tensors, lives
+    layout = _layouts.get(key)
+    if layout is None:
+        layout = _layouts[key] = _Layout(params)
+    return layout
+
+
+class _FlatBuffer:
+    """One param group's parameters of one dtype: their layout, the rule's state record and a step count each.
+
+    Creating a buffer touches no parameter; `gather()` moves them in.
+    """
+
+    def __init__(self, params: list[Tensor], state_type: type[NamedTuple], group: dict[str, Any], rule: str,
+                 backend: str) -> None:
+        layout = self.layout = _layout_of(params)
+        self.params, self.bounds = layout.params, layout.bounds
+        self.param_buf, self.grad_buf = layout.param_buf, layout.grad_buf
+        self.param_views, self.grad_views = layout.param_views, layout.grad_views
+        self.state_type = state_type
+        self.state = self.fresh_state(self.param_buf, group)
+        self.state_views = {name: self._views_of(buf) for name, buf in zip(self.state._fields, self.state)}
+        self.steps = np.zeros(len(params), np.int64)  # each parameter's step count
+        self.uniform = True  # all counts equal: a step can be one call over the whole buffer
         self.rule, self.backend = rule, backend
-        self.update = _bound(rule, backend, arrays) if rule else None
-        self._updates_each: list[Callable[..., None]] | None = None
+        self.arrays = [self.param_buf, self.grad_buf, *self.state]
+        self.update = self._update = self._bind(self.arrays)
+        self.maximize = False
+        self.set_maximize(group.get("maximize") is True)
 
-    def attach(self) -> None:
-        """Point every parameter's `.data` and `.grad` at this chunk's views, copying current values in.
+    def set_maximize(self, on: bool) -> None:
+        """With `on`, the rule runs on -dW (PyTorch's maximize), read from a buffer of negated grads."""
+        if on == self.maximize:
+            return
+        self.maximize = on
+        if not on:
+            self.update = self._update
+            return
+        negated = np.empty_like(self.grad_buf)
+        update_negated = self._bind([self.param_buf, negated, *self.state])
 
-        Checks every parameter before it moves any, so a misfit leaves all of them as they were.
-        """
-        for p, data_view in zip(self.params, self.param_views):
-            if p._data is not data_view and (p._data.shape != data_view.shape or p._data.dtype != data_view.dtype):
-                raise ValueError(
-                    f"a parameter's data changed from shape {data_view.shape} {data_view.dtype} to "
-                    f"{p._data.shape} {p._data.dtype} after it was given to the optimizer; its state "
-                    "no longer fits (create a new optimizer for the new parameters)"
-                )
+        def update(**scalars: Any) -> None:
+            np.negative(self.grad_buf, out=negated)
+            update_negated(**scalars)
+
+        self.update = update
+
+    def fresh_state(self, param: np.ndarray, group: dict[str, Any]) -> Any:
+        """The state record a parameter (or the whole buffer) starts with."""
+        return self.state_type.init(param, **group)
+
+    def _views_of(self, buf: np.ndarray) -> list[np.ndarray]:
+        return _views(buf, self.params, self.bounds)
+
+    def _bind(self, arrays: list[np.ndarray]) -> Callable[..., None]:
+        return bind(self.rule, self.backend, arrays)
+
+    def convert(self, entry: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+        """A saved state entry in this buffer's format; `source` is the format it was saved in (`_format`)."""
+        names = self.state_type._fields
+        if any(np.asarray(entry.get(name)).dtype == np.uint16 or name + lowbit.ABSMAX_SUFFIX in entry
+               for name in names if name in entry):
+            return {**{k: v for k, v in entry.items() if k == "step"},
+                    **lowbit.decode(entry, names, source["block_size"])}
+        return entry
+
+    def in_place(self) -> bool:
+        """Whether every parameter's `.data` and `.grad` are its views: a step has nothing to check or copy."""
+        # The engine's fields, read directly: three times cheaper than the properties, for a check made every step.
         for p, data_view, grad_view in zip(self.params, self.param_views, self.grad_views):
-            if p._data is not data_view:
-                np.copyto(data_view, p._data)
-                p._data = data_view
-            if p._flat_link is not None and p._flat_link is not self.link:
-                p._flat_link.stale = True  # another optimizer held it; that one re-attaches on its next step
-            grad = p._grad
-            if grad is not None and grad is not grad_view:
-                np.copyto(grad_view, grad, casting="same_kind")
-            p._grad = None if grad is None else grad_view
-            p._flat_link, p._grad_view = self.link, grad_view
-        self.link.n_grads = sum(p._grad is not None for p in self.params)
-        self.link.stale = False
+            if p._data is not data_view or p._grad is not grad_view:
+                return False
+        return True
 
-    def all_have_grads(self) -> bool:
-        return self.link.n_grads == len(self.params)
+    def rebound(self) -> list[int]:
+        """Indices of parameters whose `.data` is no longer their view; raises if one no longer fits."""
+        if all(map(operator.is_, [p.data for p in self.params], self.param_views)):
+            return []
+        moved = [i for i, (p, view) in enumerate(zip(self.params, self.param_views)) if p.data is not view]
+        for i in moved:
+            data, view = self.params[i].data, self.param_views[i]
+            if data.shape != view.shape or data.dtype != view.dtype:
+                raise ValueError(
+                    f"a parameter's data changed from shape {view.shape} {view.dtype} to {data.shape} {data.dtype} "
+                    "after it was given to the optimizer; its state no longer fits (create a new optimizer for the "
+                    "new parameters)"
+                )
+        return moved
 
-    def steps(self) -> list[int]:
-        """Each parameter's step count."""
-        return list(self.per_param_steps or [self.step_count] * len(self.params))
+    def gather(self, moved: list[int]) -> list[bool] | None:
+        """Copy rebound data and grads kept elsewhere into the buffers; which parameters have a grad (None: all).
 
-    def update_each(self, i: int) -> Callable[..., None]:
-        """The rule bound to parameter i's views alone, for steps that skip some parameters (bound once)."""
-        if self._updates_each is None:
-            self._updates_each = [
-                _bound(self.rule, self.backend, [pv, gv, *(views[j] for views in self.state_views.values())])
-                for j, (pv, gv) in enumerate(zip(self.param_views, self.grad_views))
-            ]
-        return self._updates_each[i]
+        Each copied `.data` or `.grad` is then rebound to its view (same values), so backward and the next
+        step find it in place.
+        """
+        for i in moved:
+            p, view = self.params[i], self.param_views[i]
+            np.copyto(view, p.data)
+            p.data = view
+        grads = [p.grad for p in self.params]
+        has_grad = [grad is not None for grad in grads]
+        if all(has_grad) and not any(map(operator.is_, grads, self.grad_views)):
+            # The loop after zero_grad(): every grad new from backward. One call copies them all.
+            np.concatenate([grad.reshape(-1) for grad in grads], out=self.grad_buf, casting="same_kind")
+            for p, view in zip(self.params, self.grad_views):
+                p.grad = view
+            return None
+        for p, grad, view in zip(self.params, grads, self.grad_views):
+            if grad is not None and grad is not view:
+                np.copyto(view, grad, casting="same_kind")
+                p.grad = view
+        return None if all(has_grad) else has_grad
 
-    def set_steps(self, steps: list[int]) -> None:
-        uniform = len(set(steps)) <= 1
-        self.step_count = steps[0] if uniform and steps else 0
-        self.per_param_steps = None if uniform else steps
+    def grads_finite(self, has_grad: list[bool] | None) -> bool:
+        if has_grad is None:
+            return bool(np.isfinite(self.grad_buf).all())
+        return all(np.isfinite(view).all() for view, has in zip(self.grad_views, has_grad) if has)
+
+    def step_some(self, has_grad: list[bool] | None, scalars: Callable[[dict[str, Any], int], dict[str, Any]],
+                  group: dict[str, Any]) -> None:
+        """Advance every parameter that has a grad by one step, when some have none or their counts differ.
+
+        PyTorch skips a parameter without a grad, so counts can differ; each set of parameters at the same
+        count is updated by one call on a gathered copy of their elements. `scalars(group, t)` gives the
+        rule's keywords at step t.
+        """
+        stepping = np.ones(len(self.params), bool) if has_grad is None else np.array(has_grad)
+        before = self.steps.copy()
+        for count in np.unique(before[stepping]):
+            members = np.flatnonzero(stepping & (before == count))
+            index = np.concatenate([np.arange(self.bounds[i], self.bounds[i + 1]) for i in members])
+            gathered = [buf[index] for buf in self.arrays]
+            if self.maximize:
+                np.negative(gathered[1], out=gathered[1])
+            self._bind(gathered)(**scalars(group, int(count) + 1))
+            for buf, values in zip(self.arrays, gathered):
+                buf[index] = values
+            self.steps[members] += 1
+        self.set_steps(self.steps)
+
+    def set_steps(self, steps: Any) -> None:
+        self.steps[...] = steps
+        self.uniform = len(self.steps) == 0 or bool((self.steps == self.steps[0]).all())
+
+
+class _LowBitBuffer(_FlatBuffer):
+    """A flat buffer whose state is stored as bfloat16 words or block-wise int8 codes (lowbit.py).
+
+    int8 blocks never straddle two parameters, so that each parameter's codes and absmax values are
+    its own state: every int8 parameter gets a buffer of its own. bfloat16 buffers hold many.
+    """
+
+    def __init__(self, params: list[Tensor], state_type: type[NamedTuple], group: dict[str, Any], rule: str,
+                 backend: str, state_dtype: str, block_size: int) -> None:
+        self.state_dtype, self.block_size = state_dtype, block_size
+        super().__init__(params, state_type, group, rule, backend)
+
+    def fresh_state(self, param: np.ndarray, group: dict[str, Any]) -> Any:
+        return lowbit.init(self.state_type, param, self.state_dtype, self.block_size)
+
+    def _views_of(self, buf: np.ndarray) -> list[np.ndarray]:
+        return [buf] if buf.size != self.param_buf.size else _views(buf, self.params, self.bounds)  # [buf]: absmax
+
+    def _bind(self, arrays: list[np.ndarray]) -> Callable[..., None]:
+        return bind_lowbit(self.rule, self.state_dtype, self.backend, arrays, self.block_size)
+
+    def convert(self, entry: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+        names = self.state_type._fields
+        if source["state_dtype"] == self.state_dtype and source["block_size"] == self.block_size:
+            return entry  # stored state and scales kept exactly
+        if not all(name in entry for name in names):
+            return entry  # the key check reports what is missing
+        moments = lowbit.decode(entry, names, source["block_size"])
+        return {"step": entry.get("step"), **lowbit.encode(moments, self.state_dtype, self.block_size)}
+
+    def step_some(self, has_grad: list[bool] | None, scalars: Callable[[dict[str, Any], int], dict[str, Any]],
+                  group: dict[str, Any]) -> None:
+        if self.state_dtype != "int8":
+            return super().step_some(has_grad, scalars, group)
+        if has_grad is None or has_grad[0]:  # the buffer's one parameter
+            step = int(self.steps[0]) + 1
+            self.update(**scalars(group, step))
+            self.set_steps([step])
 
 
 class Optimizer:
-    """Base class: holds `param_groups` and per-parameter `state`, and dispatches `step()` to a backend.
+    """Base class: holds `param_groups` and per-parameter `state`, and runs `step()` on a backend.
 
-    As in PyTorch, except that `state_dict()` returns copies, because the update rules
-    modify state in place, and that all state is allocated (as zeros) when a parameter is added.
+    A subclass names its `rule` (a function of functional.py and kernels.py) and `state_type` (the
+    rule's state record), validates its own hyperparameters in `_validate`, and turns a group and a
+    step count into the rule's keyword scalars in `_hyperparameters`.
+
+    As in PyTorch, except that `state_dict()` returns copies, because the update rules modify state
+    in place; that all state is allocated (by the record's `init`) when a parameter is added; and that
+    after `step()` each `.grad` is a view into the optimizer's flat grad buffer (with the same values).
     """
 
-    rule: str = ""  # name of the update function in functional.py and kernels.py
-    state_names: tuple[str, ...] = ()
+    rule: str = ""  # name of the update function in functional.py and kernels.py; "" if step() is overridden
+    state_type: Any = None  # the rule's state record (functional.py)
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any] | None = None, backend: str | None = None,
-                 skip_nonfinite: bool = False, **hyperparameters: Any) -> None:
+                 skip_nonfinite: bool = False, *, state_dtype: str = "float32", block_size: int = lowbit.BLOCK_SIZE,
+                 lowbit_min_size: int = lowbit.MIN_SIZE, **hyperparameters: Any) -> None:
         """`defaults` may be a dict, as PyTorch passes it, or keywords: `Optimizer(params, lr=0.1)`.
 
         `params` is tensors, (name, tensor) pairs such as `model.named_parameters()`, or param group dicts
         whose "params" are either. As in PyTorch, names go into the group's "param_names" list (and so into
         `state_dict()`); they label parameters in error messages and change nothing else. Names must be
         strings (PyTorch takes any value).
-        A subclass either names a `rule` of functional.py/kernels.py or overrides `step()` itself.
+
+        `state_dtype="bfloat16"` or `"int8"` stores the rule's state in 16 or 8 bits (lowbit.py; int8 in
+        blocks of `block_size` values) for float32 parameters of at least `lowbit_min_size` values; smaller
+        parameters, and float64 ones, keep state in their own dtype. Not in PyTorch (bitsandbytes' 8-bit
+        optimizers do the same for int8).
         """
         defaults = {**(defaults or {}), **hyperparameters}
         backend = DEFAULT_BACKEND if backend is None else backend
-        if self.rule:
-            implementation(self.rule, backend)  # an unknown backend fails here, before any parameter moves
+        _check_backend(backend)  # before any parameter moves
+        self._check_state_format(state_dtype, block_size, lowbit_min_size)
+        if state_dtype != "float32":  # in every group, so state_dict() and checkpoints say how state is stored
+            defaults.update(state_dtype=state_dtype, block_size=block_size, lowbit_min_size=lowbit_min_size)
         self.backend = backend
         self.defaults = defaults
         self.skip_nonfinite = skip_nonfinite
         self.skipped_steps = 0
         self.param_groups: list[dict[str, Any]] = []
-        self._chunks: list[list[_FlatChunk]] = []
+        self._buffers: list[list[_FlatBuffer]] = []  # per param group, one per dtype
+        self._pairs: list[tuple[dict[str, Any], _FlatBuffer]] = []  # (group, buffer) for every buffer, in order
+        self._checked: list[dict[str, Any]] = []  # each group as last validated, so step() re-checks only changes
         groups = list(params) if not isinstance(params, Tensor) else [params]
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list; pass model.parameters()")
@@ -173,28 +383,23 @@ class Optimizer:
     # ---- construction --------------------------------------------------------------------------
 
     def _validate(self, hyper: dict[str, Any]) -> None:
-        """Raise ValueError naming any hyperparameter outside its valid range."""
+        """Raise ValueError naming any hyperparameter of `hyper` outside its valid range; each rule checks its own."""
+
+    def _check_state_format(self, state_dtype: Any, block_size: Any, lowbit_min_size: Any) -> None:
         name = type(self).__name__
-        for key in ("lr", "eps", "weight_decay", "beta", "momentum", "dampening"):
-            if key in hyper and (isinstance(hyper[key], bool) or not isinstance(hyper[key], numbers.Real)):
-                raise ValueError(f"{name}: invalid {key}={hyper[key]!r}, expected a number")
-        betas = hyper.get("betas", ())
-        if not isinstance(betas, (tuple, list)) or not all(isinstance(b, numbers.Real) for b in betas):
-            raise ValueError(f"{name}: invalid betas={betas!r}, expected a pair of numbers such as (0.9, 0.999)")
-        if "lr" in hyper and not hyper["lr"] >= 0:
-            raise ValueError(f"{name}: invalid learning rate lr={hyper['lr']}, expected lr >= 0")
-        if "eps" in hyper and not hyper["eps"] >= 0:  # as PyTorch: eps = 0 is allowed, 0/0 = nan on a zero grad
-            raise ValueError(f"{name}: invalid eps={hyper['eps']}, expected eps >= 0")
-        if "weight_decay" in hyper and not hyper["weight_decay"] >= 0:
-            raise ValueError(f"{name}: invalid weight_decay={hyper['weight_decay']}, expected >= 0")
-        for key in ("beta", "momentum", "dampening"):
-            if key in hyper and not 0 <= hyper[key] < (1 if key == "beta" else float("inf")):
-                raise ValueError(f"{name}: invalid {key}={hyper[key]}, expected "
-                                 + ("0 <= beta < 1" if key == "beta" else f"{key} >= 0"))
-        if "betas" in hyper:
-            betas = hyper["betas"]
-            if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-                raise ValueError(f"{name}: invalid betas={betas}, expected two values in [0, 1)")
+        if state_dtype not in lowbit.STATE_DTYPES:
+            raise ValueError(f"{name}: invalid state_dtype={state_dtype!r}, expected one of {lowbit.STATE_DTYPES}")
+        if state_dtype != "float32" and not hasattr(lowbit, f"{self.rule}_{state_dtype}"):
+            raise ValueError(f"{name}: state_dtype={state_dtype!r} is not available for its rule {self.rule!r} "
+                             "(low-bit state exists for sgd, momentum, rmsprop, adam and adamw without amsgrad, "
+                             "centered or momentum in RMSProp); use state_dtype='float32'")
+        for key, value, least in (("block_size", block_size, 1), ("lowbit_min_size", lowbit_min_size, 0)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise ValueError(f"{name}: invalid {key}={value!r}, expected an int >= {least}")
+
+    def _format(self, group: dict[str, Any]) -> dict[str, Any]:
+        """How `group`'s state is stored: state_dtype, block_size and lowbit_min_size."""
+        return {key: group.get(key, default) for key, default in zip(_FORMAT_KEYS, ("float32", 0, 0))}
 
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Add parameters with their own hyperparameters (missing ones come from the defaults)."""
@@ -250,6 +455,8 @@ class Optimizer:
         full = {**self.defaults, **group, "params": params}
         if names is not None:
             full["param_names"] = names
+        if full.get("state_dtype", "float32") != "float32":
+            self._check_state_format(*self._format(full).values())
         self._validate(full)
         return full
 
@@ -279,18 +486,26 @@ class Optimizer:
         return list(names), params
 
     def _lay_out(self, groups: list[dict[str, Any]]) -> None:
-        """Give each checked group one flat chunk per dtype; parameters move only once every chunk exists."""
-        new_chunks = []
+        """Give each checked group one flat buffer per dtype; parameters move only once every buffer exists."""
         for group in groups:
-            by_dtype: dict[np.dtype, list[Tensor]] = {}
+            state_dtype, block_size, min_size = self._format(group).values()
+            # float32 parameters big enough keep low-bit state: bfloat16 in one buffer, int8 one buffer each
+            by_kind: dict[Any, list[Tensor]] = {}
             for p in group["params"]:
-                by_dtype.setdefault(p.dtype, []).append(p)
-            new_chunks.append([_FlatChunk(ps, self.state_names, self.rule, self.backend) for ps in by_dtype.values()])
-        for chunks in new_chunks:
-            for chunk in chunks:
-                chunk.attach()
-        self._chunks.extend(new_chunks)
+                low = state_dtype != "float32" and p.dtype == np.float32 and p.data.size >= min_size
+                kind = (state_dtype, id(p) if state_dtype == "int8" else None) if low else p.dtype
+                by_kind.setdefault(kind, []).append(p)
+            self._buffers.append([
+                _LowBitBuffer(ps, self.state_type, group, self.rule, self.backend, state_dtype, block_size)
+                if isinstance(kind, tuple) else _FlatBuffer(ps, self.state_type, group, self.rule, self.backend)
+                for kind, ps in by_kind.items()] if self.rule else [])
+        for buffers in self._buffers[len(self.param_groups):]:
+            for buffer in buffers:
+                buffer.gather(list(range(len(buffer.params))))
         self.param_groups.extend(groups)
+        self._checked.extend(dict(group) for group in groups)
+        self._pairs = [(group, buffer) for group, buffers in zip(self.param_groups, self._buffers)
+                       for buffer in buffers]
 
     # ---- the step ------------------------------------------------------------------------------
 
@@ -303,78 +518,88 @@ class Optimizer:
 
         `closure` (re-evaluate the model, call backward, return the loss) runs first, under `enable_grad()`
         as in PyTorch, so it works even when `step` is called inside `no_grad()`; `step` returns its loss.
-        A subclass that overrides `step` should run its closure the same way.
+        Every group's hyperparameters are checked again if they changed (a scheduler, or the user, may set
+        them), and every parameter's fit, before any parameter moves.
         """
         if not self.rule:
-            raise NotImplementedError(f"{type(self).__name__} names no update rule: set `rule` or override step()")
+            raise NotImplementedError(f"{type(self).__name__} names no update rule: set `rule` and `state_type`, "
+                                      "or override step()")
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for chunks in self._chunks:  # all of them first, so a misfit raises before any parameter moves
-            for chunk in chunks:
-                if chunk.link.stale:
-                    chunk.attach()
-        if self.skip_nonfinite and not self._grads_finite():
+        if self.param_groups != self._checked:  # a scheduler or the user changed a hyperparameter
+            for i, group in enumerate(self.param_groups):
+                self._validate(group)  # every group before any parameter moves
+                if self._format(group) != self._format(self._checked[i]):
+                    raise ValueError(f"{type(self).__name__}: param group {i} changed how its state is stored "
+                                     f"({self._format(self._checked[i])} -> {self._format(group)}); the state "
+                                     "format is fixed when the optimizer is created")
+            self._checked = [dict(group) for group in self.param_groups]
+            for group, buffer in self._pairs:
+                buffer.set_maximize(group.get("maximize") is True)
+        pairs = self._pairs
+        has_grad = None
+        for _, buffer in pairs:
+            if not buffer.in_place():
+                moved = [buffer.rebound() for _, buffer in pairs]  # all of them first: a misfit raises before any move
+                has_grad = [buffer.gather(m) for (_, buffer), m in zip(pairs, moved)]
+                break
+        if self.skip_nonfinite and not all([buffer.grads_finite(None if has_grad is None else has_grad[i])
+                                            for i, (_, buffer) in enumerate(pairs)]):
             self.skipped_steps += 1
             return loss
-        for group, chunks in zip(self.param_groups, self._chunks):
-            for chunk in chunks:
-                if chunk.per_param_steps is None and chunk.link.n_grads == len(chunk.params):
-                    # The common case: one call over the whole buffer.
-                    chunk.step_count += 1
-                    chunk.update(**self._hyperparameters(group, chunk.step_count))
-                else:
-                    self._step_each(group, chunk)
+        hyperparameters = self._hyperparameters
+        for i, (group, buffer) in enumerate(pairs):
+            if buffer.uniform and (has_grad is None or has_grad[i] is None):
+                step = buffer.steps.item(0) + 1
+                buffer.update(**hyperparameters(group, step))  # the common case: one call over the whole buffer
+                buffer.steps.fill(step)
+            else:
+                buffer.step_some(None if has_grad is None else has_grad[i], hyperparameters, group)
         return loss
 
-    def _grads_finite(self) -> bool:
-        for chunks in self._chunks:
-            for chunk in chunks:
-                grads = [chunk.grad_buf] if chunk.all_have_grads() else [p._grad for p in chunk.params]
-                if not all(g is None or np.isfinite(g).all() for g in grads):
-                    return False
-        return True
-
-    def _step_each(self, group: dict[str, Any], chunk: _FlatChunk) -> None:
-        """Some parameters have no grad: update the others one by one, since PyTorch skips them."""
-        steps = chunk.steps()
-        for i, p in enumerate(chunk.params):
-            if p._grad is None:
-                continue
-            steps[i] += 1
-            chunk.update_each(i)(**self._hyperparameters(group, steps[i]))
-        chunk.set_steps(steps)
-
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Clear the grads of all parameters: to None (the default, as in PyTorch) or to zeros."""
-        for chunks in self._chunks:
-            for chunk in chunks:
-                for p in chunk.params:
-                    if set_to_none:
-                        p.grad = None
-                    elif p._grad is not None:
-                        p._grad[...] = 0
+        """Clear the grads of all parameters: to None (the default, as in PyTorch) or to zeros in place.
+
+        After a step each grad is a view of the flat grad buffer, so with `set_to_none=False` the next
+        backward adds into the buffer and the step copies nothing: the fastest loop, when every parameter
+        gets a grad (a zero grad still moves a parameter under momentum or Adam, a missing one does not).
+        """
+        for group, buffers in zip(self.param_groups, self._buffers):
+            for buffer in buffers:
+                if not set_to_none:
+                    buffer.grad_buf.fill(0)  # all the views at once
+            views = {id(view) for buffer in buffers for view in buffer.grad_views}
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None and id(p.grad) not in views:
+                    p.grad[...] = 0
 
     # ---- state ---------------------------------------------------------------------------------
 
     @property
     def state(self) -> dict[Tensor, dict[str, Any]]:
-        """Per-parameter state: `step` and views of the state arrays (live, not copies)."""
+        """Per-parameter state: `step` and views of the state arrays (live, not copies).
+
+        With `state_dtype` "bfloat16" or "int8" these are the stored arrays: uint16 words, or uint8 codes and
+        `<name>_absmax` per block (`lowbit.decode` turns them into float32).
+        """
         result: dict[Tensor, dict[str, Any]] = {}
-        for chunks in self._chunks:
-            for chunk in chunks:
-                for i, (p, step) in enumerate(zip(chunk.params, chunk.steps())):
-                    entry: dict[str, Any] = {"step": step}
-                    entry.update((name, views[i]) for name, views in chunk.state_views.items())
+        for buffers in self._buffers:
+            for buffer in buffers:
+                for i, p in enumerate(buffer.params):
+                    entry: dict[str, Any] = {"step": int(buffer.steps[i])}
+                    entry.update((name, views[i]) for name, views in buffer.state_views.items())
                     result[p] = entry
         return result
 
-    def _locate(self) -> list[tuple[_FlatChunk, int]]:
-        """(chunk, index in chunk) for every parameter, in state-dict order (groups, then params)."""
+    def _locate(self) -> list[tuple[_FlatBuffer, int]]:
+        """(buffer, index in buffer) for every parameter, in state-dict order (groups, then params)."""
         places = []
-        for group, chunks in zip(self.param_groups, self._chunks):
-            where = {id(p): (chunk, i) for chunk in chunks for i, p in enumerate(chunk.params)}
+        for group, buffers in zip(self.param_groups, self._buffers):
+            where = {id(p): (buffer, i) for buffer in buffers for i, p in enumerate(buffer.params)}
             places.extend(where[id(p)] for p in group["params"])
         return places
 
@@ -386,11 +611,11 @@ class Optimizer:
         `skipped_steps` counts the steps `skip_nonfinite=True` refused (PyTorch has no such entry).
         """
         state = {}
-        for index, (chunk, i) in enumerate(self._locate()):
-            step = chunk.per_param_steps[i] if chunk.per_param_steps else chunk.step_count
+        for index, (buffer, i) in enumerate(self._locate()):
+            step = int(buffer.steps[i])
             if step:
                 entry: dict[str, Any] = {"step": step}
-                entry.update((name, views[i].copy()) for name, views in chunk.state_views.items())
+                entry.update((name, views[i].copy()) for name, views in buffer.state_views.items())
                 state[index] = entry
         groups, start = [], 0
         for group in self.param_groups:
@@ -404,7 +629,12 @@ class Optimizer:
         """Restore a `state_dict()`; everything is checked before anything changes.
 
         Parameters are matched by position, never by name (as in PyTorch); saved "param_names" replace a
-        group's names, and a group saved without names keeps its own.
+        group's names, and a group saved without names keeps its own. Parameters absent from the saved
+        state start afresh, their state as the record's `init` makes it.
+
+        State saved in another format (float32, bfloat16, int8 or another block size; the saved groups'
+        `state_dtype` and `block_size` say which) is decoded and encoded into this optimizer's format,
+        which does not change; state saved in this format is copied exactly.
         """
         name = type(self).__name__
         try:
@@ -414,56 +644,67 @@ class Optimizer:
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved_groups)} param groups, "
                              f"this optimizer has {len(self.param_groups)}")
-        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+        sources = [self._format(saved) for saved in saved_groups]  # how each group's state was saved
+        saved_groups = [{k: v for k, v in saved.items() if k not in _FORMAT_KEYS} for saved in saved_groups]
+        for i, (saved, group, source) in enumerate(zip(saved_groups, self.param_groups, sources)):
+            if source["state_dtype"] != "float32":
+                self._check_state_format(*source.values())
             if len(saved.get("params", ())) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: param group {i} has {len(saved.get('params', ()))} "
                                  f"parameters in the state dict, {len(group['params'])} here")
-            unknown = set(saved) - set(group) - {"param_names"}
+            unknown = set(saved) - set(group) - {"param_names"} - SCHEDULE_KEYS
             if unknown:
                 raise ValueError(f"{name}.load_state_dict: param group {i} has unknown keys {sorted(unknown)}")
             if "param_names" in saved:
                 self._named(saved, group["params"])  # checks the names only
-            self._validate(saved)
+            self._validate({**group, **saved})
         skipped = state_dict.get("skipped_steps", self.skipped_steps)
         if isinstance(skipped, bool) or not isinstance(skipped, (int, np.integer)) or skipped < 0:
             raise ValueError(f"{name}.load_state_dict: skipped_steps is {skipped!r}, expected an int >= 0")
         places = self._locate()
+        group_of = [i for i, group in enumerate(self.param_groups) for _ in group["params"]]
         updates = []
         for index, entry in saved_state.items():
             if not isinstance(index, (int, np.integer)) or not 0 <= index < len(places):
                 raise ValueError(f"{name}.load_state_dict: state for parameter {index!r}, but there are "
                                  f"{len(places)} parameters")
-            chunk, i = places[index]
-            expected = {"step", *self.state_names}
+            buffer, i = places[index]
+            try:
+                entry = buffer.convert(dict(entry), sources[group_of[index]])
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{name}.load_state_dict: the state of parameter {index} cannot be converted to "
+                                 f"this optimizer's format: {error}") from None
+            expected = {"step", *buffer.state_views}
             if set(entry) != expected:
                 raise ValueError(f"{name}.load_state_dict: state of parameter {index} has keys {sorted(entry)}, "
                                  f"expected {sorted(expected)}")
             step = entry["step"]
             if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
                 raise ValueError(f"{name}.load_state_dict: parameter {index} has step {step!r}, expected an int >= 0")
-            for key in self.state_names:
+            for key, views in buffer.state_views.items():
                 value = np.asarray(entry[key])
-                if value.shape != chunk.params[i].shape:
+                if value.shape != views[i].shape:
                     raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has shape {value.shape}, "
-                                     f"expected {chunk.params[i].shape}")
+                                     f"expected {views[i].shape}")
                 if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
                     raise ValueError(f"{name}.load_state_dict: {key} of parameter {index} has dtype {value.dtype}, "
                                      "expected real numbers")
-            updates.append((chunk, i, int(step), entry))
+            updates.append((buffer, i, int(step), entry))
         for group, saved in zip(self.param_groups, saved_groups):
-            # Lists again: a checkpoint's JSON turns the names into a tuple.
+            # Lists again: a checkpoint's JSON turns the names into a tuple. The next step syncs the groups.
             group.update({k: list(v) if k == "param_names" else v for k, v in saved.items() if k != "params"})
-        chunks = {id(chunk): chunk for chunk, _ in places}
-        steps = {key: [0] * len(chunk.params) for key, chunk in chunks.items()}
-        for chunk in chunks.values():  # parameters absent from the saved state start fresh, as in PyTorch
-            for buf in chunk.state_bufs.values():
-                buf[...] = 0
-        for chunk, i, step, entry in updates:
-            steps[id(chunk)][i] = step
-            for key, views in chunk.state_views.items():
+        buffers = {id(buffer): buffer for buffer, _ in places}
+        steps = {key: np.zeros(len(buffer.params), np.int64) for key, buffer in buffers.items()}
+        for (buffer, i), group in zip(places, (g for g in self.param_groups for _ in g["params"])):
+            fresh = buffer.fresh_state(buffer.param_views[i], group)
+            for views, value in zip(buffer.state_views.values(), fresh):
+                views[i][...] = value
+        for buffer, i, step, entry in updates:
+            steps[id(buffer)][i] = step
+            for key, views in buffer.state_views.items():
                 np.copyto(views[i], np.asarray(entry[key]), casting="unsafe")
-        for key, chunk in chunks.items():
-            chunk.set_steps(steps[key])
+        for key, buffer in buffers.items():
+            buffer.set_steps(steps[key])
         self.skipped_steps = int(skipped)
 
     def __repr__(self) -> str:

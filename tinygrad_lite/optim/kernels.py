@@ -23,15 +23,37 @@ same result. The kernel rules:
   used only when eps is a normal float32 (the denominator then lies in [eps, inf] or is NaN, where
   the estimate is well defined) and the buffers fit in cache (`_estimate`); otherwise, and always
   in float64, the loop divides exactly.
-- Below `PARALLEL_THRESHOLD` elements the serial kernel runs; above it a `prange` kernel splits the
-  buffer into blocks and runs the serial kernel on each, on `numba.get_num_threads()` threads
-  (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`). prange hands each thread one
-  contiguous, equal share of the blocks, so blocks are small (4096 elements) to keep the shares
-  equal: with 16384-element blocks n = 1e5 made 7 blocks, 4 for one thread and 3 for the other.
-  (Asking for the thread count inside the kernel would split exactly, but makes it uncacheable.)
-  The threshold was measured with `bench/optim_step.py`; a parallel launch costs more than a small
-  tensor's whole update. Numba picks its threading layer (tbb, else omp, else workqueue);
-  bench/RESULTS.md records which one ran and what an empty launch costs.
+- Threads. Below `PARALLEL_THRESHOLD` elements the serial kernel runs. Above it a `prange`
+  kernel runs the serial loop on 4096-element blocks on `numba.get_num_threads()` threads
+  (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`; one thread means the serial kernel).
+  Left at their defaults, these threads made the fused step lose to plain numpy (issue 10: a
+  digits MLP took 190 ms an epoch against numpy's 38) for two reasons, and the design answers each:
+  - Spinning. Numba's OpenMP layer (the default where TBB is missing) keeps its threads spinning
+    after every launch (GNU OpenMP: 300,000 rounds, GOMP_SPINCOUNT), and waits for them by spinning
+    too, so they fought
+    OpenBLAS's threads (the matmuls just before and after the step) and other processes for the two
+    cores. The threads therefore wait passively: `_start_threads` sets OMP_WAIT_POLICY=passive only
+    while Numba loads its OpenMP runtime (which reads it once) and removes it again, so torch's and
+    scikit-learn's own OpenMP runtimes, loaded before or after, never see it. A wait policy the user
+    set (OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME, KMP_LIBRARY) wins, and so does a runtime
+    that other code loaded first. The matmuls' BLAS threads are left as the user has them: the step
+    runs between matmuls, never beside one, so the two pools only meet when one of them spins.
+  - Busy machines. A parallel launch ends only when every thread has joined it. While another
+    process holds a core, the second thread may wait a scheduler time slice (7.9-25 ms measured,
+    against 20 us for the serial loop at 66k elements), and with fixed shares its half waited with
+    it. So the threads do not get fixed shares: each claims the next free block from an atomic
+    counter (`_claim`, one atomic add per 4096 elements), and a thread that turns up late finds the
+    work done. Each lane counts its blocks; when one thread did more than halfway between its share and
+    all of it (75% of the blocks with two threads), the others did not turn up in time, and the
+    next launches run the serial kernel (1, then 2, 4 ... up to _MAX_BACKOFF launches, reset by one
+    launch that was shared; `_Helpers`). The same rule keeps the serial kernel where a buffer is
+    too small for a passive thread's wake-up to pay.
+  Serial and parallel kernels do the same arithmetic on every element (blocks start at multiples of
+  4096, so the vector loop and its tail cover the same elements), so which one ran a step never
+  changes a number; tests/test_threads.py checks them bit for bit. NUMBA_THREADING_LAYER still picks
+  the layer (the wait policy matters only to omp; workqueue, which never spins, is not safe to call
+  from several Python threads at once, which is why it is not forced here).
+  bench/train_step.py measures all of this in the default environment and with a core kept busy.
 - Compilation is lazy (first use, per dtype) and cached on disk (`cache=True`). If the cache
   cannot be used (unwritable directory, corrupt files) the kernels compile in memory instead.
 
@@ -60,8 +82,10 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -70,7 +94,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 PARALLEL_THRESHOLD = 1 << 16  # elements; from the serial/parallel sweep in bench/optim_step.py
-_BLOCK = 1 << 12  # elements per parallel work item; prange gives each thread an equal run of blocks
+_BLOCK = 1 << 12  # elements per parallel work item, claimed one at a time by whichever thread is free
 _ESTIMATE_MIN_EPS = float(np.finfo(np.float32).tiny)  # smallest eps for which _reciprocal may estimate
 _ESTIMATE_MAX_SIZE = 1 << 20  # elements; beyond, the loops are memory-bound and divide exactly (see _estimate)
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}  # no nnan/ninf: NaN and inf keep their meaning
@@ -186,46 +210,246 @@ def _adam_serial(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2
             param[i] = p - step_size * m / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
 
 
-# ---- the parallel kernels: the serial loop on blocks, the blocks shared equally among threads ------
+# ---- the parallel kernels: the serial loop on blocks, each thread claiming the next free block ---
+
+
+@intrinsic
+def _claim(typingctx, claims):
+    """claims[0] += 1, atomically; returns the old value: the next block for the calling thread."""
+    if not (isinstance(claims, types.Array) and claims.dtype == types.int64 and claims.ndim == 1):
+        return None
+
+    def codegen(context, builder, signature, args):
+        first = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.atomic_rmw("add", first, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(claims), codegen
 
 
 @_kernel(parallel=True)
-def _sgd_parallel(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay, nesterov, first_step):
+def _sgd_parallel(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay, nesterov, first_step,
+                  claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _sgd_serial(param[lo:hi], grad[lo:hi], momentum_buffer[lo:hi], lr, momentum, one_minus_dampening,
-                    weight_decay, nesterov, first_step)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _sgd_serial(param[lo:hi], grad[lo:hi], momentum_buffer[lo:hi], lr, momentum, one_minus_dampening,
+                        weight_decay, nesterov, first_step)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel(parallel=True)
-def _momentum_parallel(param, grad, velocity, lr, beta, one_minus_beta):
+def _momentum_parallel(param, grad, velocity, lr, beta, one_minus_beta, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _momentum_serial(param[lo:hi], grad[lo:hi], velocity[lo:hi], lr, beta, one_minus_beta)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _momentum_serial(param[lo:hi], grad[lo:hi], velocity[lo:hi], lr, beta, one_minus_beta)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel(parallel=True)
-def _rmsprop_parallel(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay, estimate):
+def _rmsprop_parallel(param, grad, square_avg, lr, beta, one_minus_beta, eps, weight_decay, estimate, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _rmsprop_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], lr, beta, one_minus_beta, eps, weight_decay,
-                        estimate)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _rmsprop_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], lr, beta, one_minus_beta, eps,
+                            weight_decay, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 @_kernel(parallel=True)
 def _adam_parallel(param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
-                   weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
+                   weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate, claims):
     n = param.size
-    for b in prange((n + _BLOCK - 1) // _BLOCK):
-        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
-        _adam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], beta1, one_minus_beta1, beta2,
-                     one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate)
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _adam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], beta1, one_minus_beta1,
+                         beta2, one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2,
+                         estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
+
+
+@_kernel()
+def _adam_amsgrad_serial(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, one_minus_beta1, beta2,
+                         one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate):
+    for i in range(param.size):
+        p = param[i] * decay
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * p
+        m = beta1 * exp_avg[i] + one_minus_beta1 * g
+        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        largest = max_exp_avg_sq[i]
+        if v > largest or v != v:  # np.maximum: a NaN on either side wins
+            largest = v
+        max_exp_avg_sq[i] = largest
+        if estimate:
+            param[i] = p - step_size * m * _reciprocal(math.sqrt(largest) * inv_sqrt_bias_correction2 + eps)
+        else:
+            param[i] = p - step_size * m / (math.sqrt(largest) * inv_sqrt_bias_correction2 + eps)
+
+
+@_kernel()
+def _adagrad_serial(param, grad, sum, lr, eps, weight_decay, estimate):
+    for i in range(param.size):
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * param[i]
+        s = sum[i] + g * g
+        sum[i] = s
+        if estimate:
+            param[i] -= lr * g * _reciprocal(math.sqrt(s) + eps)
+        else:
+            param[i] -= lr * g / (math.sqrt(s) + eps)
+
+
+@_kernel()
+def _rmsprop_momentum_serial(param, grad, square_avg, grad_avg, momentum_buffer, lr, beta, one_minus_beta, eps,
+                             weight_decay, momentum, centered, estimate):
+    for i in range(param.size):
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * param[i]
+        s = beta * square_avg[i] + one_minus_beta * g * g
+        square_avg[i] = s
+        if centered:
+            a = beta * grad_avg[i] + one_minus_beta * g
+            grad_avg[i] = a
+            s -= a * a
+        if estimate:
+            step = g * _reciprocal(math.sqrt(s) + eps)
+        else:
+            step = g / (math.sqrt(s) + eps)
+        if momentum != 0:
+            step += momentum * momentum_buffer[i]
+            momentum_buffer[i] = step
+        param[i] -= lr * step
+
+
+@_kernel()
+def _lion_serial(param, grad, exp_avg, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, decay):
+    for i in range(param.size):
+        g = grad[i]
+        m = exp_avg[i]
+        c = beta1 * m + one_minus_beta1 * g
+        step = lr if c > 0 else (-lr if c < 0 else lr * c)  # lr*sign(c); a zero stays 0 and a NaN stays NaN
+        param[i] = param[i] * decay - step
+        exp_avg[i] = beta2 * m + one_minus_beta2 * g
+
+
+@_kernel(parallel=True)
+def _adam_amsgrad_parallel(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, one_minus_beta1, beta2,
+                           one_minus_beta2, eps, weight_decay, decay, step_size, inv_sqrt_bias_correction2, estimate,
+                           claims):
+    n = param.size
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _adam_amsgrad_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], max_exp_avg_sq[lo:hi],
+                                 beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, decay, step_size,
+                                 inv_sqrt_bias_correction2, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
+
+
+@_kernel(parallel=True)
+def _adagrad_parallel(param, grad, sum, lr, eps, weight_decay, estimate, claims):
+    n = param.size
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _adagrad_serial(param[lo:hi], grad[lo:hi], sum[lo:hi], lr, eps, weight_decay, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
+
+
+@_kernel(parallel=True)
+def _rmsprop_momentum_parallel(param, grad, square_avg, grad_avg, momentum_buffer, lr, beta, one_minus_beta, eps,
+                               weight_decay, momentum, centered, estimate, claims):
+    n = param.size
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _rmsprop_momentum_serial(param[lo:hi], grad[lo:hi], square_avg[lo:hi], grad_avg[lo:hi],
+                                     momentum_buffer[lo:hi], lr, beta, one_minus_beta, eps, weight_decay, momentum,
+                                     centered, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
+
+
+@_kernel(parallel=True)
+def _lion_parallel(param, grad, exp_avg, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, decay, claims):
+    n = param.size
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _lion_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], lr, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                         decay)
+            claims[1 + lane] += 1
+            b = _claim(claims)
+
+
+@_kernel()
+def _nadam_serial(param, grad, exp_avg, exp_avg_sq, one_minus_mu_product, beta1, one_minus_beta1, beta2,
+                  one_minus_beta2, eps, weight_decay, mu, one_minus_mu, lr_one_minus_mu, mu_next, one_minus_mu_next,
+                  lr_mu_next, inv_sqrt_bias_correction2, estimate):
+    for i in range(param.size):
+        p = param[i]
+        g = grad[i]
+        if weight_decay != 0:
+            g += weight_decay * p
+        q = one_minus_mu + mu * one_minus_mu_product[i]
+        one_minus_mu_product[i] = q
+        m = beta1 * exp_avg[i] + one_minus_beta1 * g
+        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        step = lr_one_minus_mu * g / q + lr_mu_next * m / (one_minus_mu_next + mu_next * q)
+        if estimate:
+            param[i] = p - step * _reciprocal(math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+        else:
+            param[i] = p - step / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
+
+
+@_kernel(parallel=True)
+def _nadam_parallel(param, grad, exp_avg, exp_avg_sq, one_minus_mu_product, beta1, one_minus_beta1, beta2,
+                    one_minus_beta2, eps, weight_decay, mu, one_minus_mu, lr_one_minus_mu, mu_next, one_minus_mu_next,
+                    lr_mu_next, inv_sqrt_bias_correction2, estimate, claims):
+    n = param.size
+    for lane in prange(claims.size - 1):
+        b = _claim(claims)
+        while b * _BLOCK < n:
+            lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+            _nadam_serial(param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi], one_minus_mu_product[lo:hi],
+                          beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, mu, one_minus_mu,
+                          lr_one_minus_mu, mu_next, one_minus_mu_next, lr_mu_next, inv_sqrt_bias_correction2, estimate)
+            claims[1 + lane] += 1
+            b = _claim(claims)
 
 
 # ---- scalars: the article's hyperparameters turned into what each loop multiplies by ------------
+# One named record per kernel, its fields in the order of the kernel's arguments after the arrays
+# (tests/test_kernels.py checks the order), built from the rule's keyword arguments by a classmethod.
+# The classmethods call `_record(cls, values)`, tuple's own constructor: a NamedTuple's generated
+# `__new__` costs 0.15 us more, a twentieth of a small step.
+_record = tuple.__new__
 
 
 def _estimate(eps, size):
@@ -238,52 +462,176 @@ def _estimate(eps, size):
     return eps >= _ESTIMATE_MIN_EPS and size <= _ESTIMATE_MAX_SIZE
 
 
-def _sgd_scalars(size, lr, momentum, dampening, nesterov, weight_decay, first_step):
-    return lr, momentum, 1 - dampening, weight_decay, bool(nesterov), bool(first_step)
+class SGDScalars(NamedTuple):
+    """The scalars of `_sgd_serial`."""
+
+    lr: float
+    momentum: float
+    one_minus_dampening: float
+    weight_decay: float
+    nesterov: bool
+    first_step: bool
+
+    @classmethod
+    def sgd(cls, size, *, lr, momentum, dampening, nesterov, weight_decay, first_step):
+        return _record(cls, (lr, momentum, 1 - dampening, weight_decay, bool(nesterov), bool(first_step)))
 
 
-def _momentum_scalars(size, lr, beta):
-    return lr, beta, 1 - beta
+class MomentumScalars(NamedTuple):
+    """The scalars of `_momentum_serial`."""
+
+    lr: float
+    beta: float
+    one_minus_beta: float
+
+    @classmethod
+    def momentum(cls, size, *, lr, beta):
+        return _record(cls, (lr, beta, 1 - beta))
 
 
-def _rmsprop_scalars(size, lr, beta, eps, weight_decay):
-    return lr, beta, 1 - beta, eps, weight_decay, _estimate(eps, size)
+class RMSPropScalars(NamedTuple):
+    """The scalars of `_rmsprop_serial`."""
+
+    lr: float
+    beta: float
+    one_minus_beta: float
+    eps: float
+    weight_decay: float
+    estimate: bool
+
+    @classmethod
+    def rmsprop(cls, size, *, lr, beta, eps, weight_decay):
+        return _record(cls, (lr, beta, 1 - beta, eps, weight_decay, _estimate(eps, size)))
 
 
-def _adam_scalars(size, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
-    return (beta1, 1 - beta1, beta2, 1 - beta2, eps, weight_decay, 1.0, lr / bias_correction1,
-            1 / math.sqrt(bias_correction2), _estimate(eps, size))
+class AdamScalars(NamedTuple):
+    """The scalars of `_adam_serial`, which runs Adam (decay = 1) and AdamW (weight_decay = 0)."""
+
+    beta1: float
+    one_minus_beta1: float
+    beta2: float
+    one_minus_beta2: float
+    eps: float
+    weight_decay: float
+    decay: float
+    step_size: float
+    inv_sqrt_bias_correction2: float
+    estimate: bool
+
+    @classmethod
+    def adam(cls, size, *, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
+        return _record(cls, (beta1, 1 - beta1, beta2, 1 - beta2, eps, weight_decay, 1.0, lr / bias_correction1,
+                   1 / math.sqrt(bias_correction2), _estimate(eps, size)))
+
+    @classmethod
+    def adamw(cls, size, *, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
+        return _record(cls, (beta1, 1 - beta1, beta2, 1 - beta2, eps, 0.0, 1 - lr * weight_decay, lr / bias_correction1,
+                   1 / math.sqrt(bias_correction2), _estimate(eps, size)))
 
 
-def _adamw_scalars(size, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2):
-    return (beta1, 1 - beta1, beta2, 1 - beta2, eps, 0.0, 1 - lr * weight_decay, lr / bias_correction1,
-            1 / math.sqrt(bias_correction2), _estimate(eps, size))
+class AdagradScalars(NamedTuple):
+    """The scalars of `_adagrad_serial` (lr already decayed for the step)."""
+
+    lr: float
+    eps: float
+    weight_decay: float
+    estimate: bool
+
+    @classmethod
+    def adagrad(cls, size, *, lr, eps, weight_decay):
+        return _record(cls, (lr, eps, weight_decay, _estimate(eps, size)))
 
 
-# rule -> (serial kernel, parallel kernel, (size, **hyper) -> scalars in the order the kernels take them)
+class RMSPropMomentumScalars(NamedTuple):
+    """The scalars of `_rmsprop_momentum_serial`."""
+
+    lr: float
+    beta: float
+    one_minus_beta: float
+    eps: float
+    weight_decay: float
+    momentum: float
+    centered: bool
+    estimate: bool
+
+    @classmethod
+    def rmsprop_momentum(cls, size, *, lr, beta, eps, weight_decay, momentum, centered):
+        return _record(cls, (lr, beta, 1 - beta, eps, weight_decay, momentum, bool(centered), _estimate(eps, size)))
+
+
+class LionScalars(NamedTuple):
+    """The scalars of `_lion_serial`: decay = 1 - lr*weight_decay."""
+
+    lr: float
+    beta1: float
+    one_minus_beta1: float
+    beta2: float
+    one_minus_beta2: float
+    decay: float
+
+    @classmethod
+    def lion(cls, size, *, lr, beta1, beta2, weight_decay):
+        return _record(cls, (lr, beta1, 1 - beta1, beta2, 1 - beta2, 1 - lr * weight_decay))
+
+
+class NAdamScalars(NamedTuple):
+    """The scalars of `_nadam_serial`."""
+
+    beta1: float
+    one_minus_beta1: float
+    beta2: float
+    one_minus_beta2: float
+    eps: float
+    weight_decay: float
+    mu: float
+    one_minus_mu: float
+    lr_one_minus_mu: float
+    mu_next: float
+    one_minus_mu_next: float
+    lr_mu_next: float
+    inv_sqrt_bias_correction2: float
+    estimate: bool
+
+    @classmethod
+    def nadam(cls, size, *, lr, beta1, beta2, eps, weight_decay, mu, mu_next, bias_correction2):
+        return _record(cls, (beta1, 1 - beta1, beta2, 1 - beta2, eps, weight_decay, mu, 1 - mu, lr * (1 - mu), mu_next,
+                             1 - mu_next, lr * mu_next, 1 / math.sqrt(bias_correction2), _estimate(eps, size)))
+
+
+# rule -> (serial kernel, parallel kernel, (size, **the rule's keywords) -> the kernel's scalar record)
 _RULES: dict[str, tuple[Callable, Callable, Callable]] = {
-    "sgd": (_sgd_serial, _sgd_parallel, _sgd_scalars),
-    "momentum": (_momentum_serial, _momentum_parallel, _momentum_scalars),
-    "rmsprop": (_rmsprop_serial, _rmsprop_parallel, _rmsprop_scalars),
-    "adam": (_adam_serial, _adam_parallel, _adam_scalars),
-    "adamw": (_adam_serial, _adam_parallel, _adamw_scalars),
+    "sgd": (_sgd_serial, _sgd_parallel, SGDScalars.sgd),
+    "momentum": (_momentum_serial, _momentum_parallel, MomentumScalars.momentum),
+    "rmsprop": (_rmsprop_serial, _rmsprop_parallel, RMSPropScalars.rmsprop),
+    "adam": (_adam_serial, _adam_parallel, AdamScalars.adam),
+    "adamw": (_adam_serial, _adam_parallel, AdamScalars.adamw),
+    "adam_amsgrad": (_adam_amsgrad_serial, _adam_amsgrad_parallel, AdamScalars.adam),
+    "adamw_amsgrad": (_adam_amsgrad_serial, _adam_amsgrad_parallel, AdamScalars.adamw),
+    "adagrad": (_adagrad_serial, _adagrad_parallel, AdagradScalars.adagrad),
+    "rmsprop_momentum": (_rmsprop_momentum_serial, _rmsprop_momentum_parallel, RMSPropMomentumScalars.rmsprop_momentum),
+    "lion": (_lion_serial, _lion_parallel, LionScalars.lion),
+    "nadam": (_nadam_serial, _nadam_parallel, NAdamScalars.nadam),
 }
 
 
 # ---- compiling and launching -------------------------------------------------------------------
 
 
-def _signature(arrays: Sequence[np.ndarray], scalars: Sequence) -> tuple:
-    """Numba types for a call: the arrays, then each scalar as the arrays' dtype (flags as booleans)."""
-    return _types(arrays[0].dtype, len(arrays), tuple(isinstance(s, bool) for s in scalars))
+def _signature(arrays: Sequence[np.ndarray], scalars: Sequence, claims: bool = False) -> tuple:
+    """Numba types for a call: the arrays, then each scalar as the arrays' dtype (flags as booleans).
+
+    A parallel kernel takes one more argument, its int64 `claims` array.
+    """
+    return _types(arrays[0].dtype, len(arrays), tuple(isinstance(s, bool) for s in scalars), claims)
 
 
 @functools.cache
-def _types(dtype: np.dtype, n_arrays: int, flags: tuple[bool, ...]) -> tuple:
+def _types(dtype: np.dtype, n_arrays: int, flags: tuple[bool, ...], claims: bool) -> tuple:
     # Built once per layout: numba.typeof on every call costs more than a 1,000-element update.
     scalar = numba.from_dtype(dtype)
     array = numba.types.Array(scalar, 1, "C")  # what _check guarantees: 1-D, contiguous, writeable
-    return (array,) * n_arrays + tuple(numba.boolean if flag else scalar for flag in flags)
+    extra = (numba.types.Array(numba.int64, 1, "C"),) if claims else ()
+    return (array,) * n_arrays + tuple(numba.boolean if flag else scalar for flag in flags) + extra
 
 
 def _compile(kernel: Callable, signature: tuple) -> Callable:
@@ -339,41 +687,109 @@ def _check(rule: str, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
     return tuple(flat)
 
 
-def _choose(rule: str, size: int) -> Callable:
-    serial, parallel, _ = _RULES[rule]
-    return parallel if size >= PARALLEL_THRESHOLD else serial
+# ---- threads: passive waiting, and the serial kernel while helper threads do not turn up ----------
+
+_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")  # the user's, if any
+_threads_started = False
+
+
+def _start_threads() -> None:
+    """Start Numba's threading layer, with OMP_WAIT_POLICY=passive unless the user set a wait policy.
+
+    The OpenMP runtime reads its wait policy once, when it is loaded, which Numba does here; the
+    variable is set only for that moment and removed again, so libraries loaded later (torch's own
+    OpenMP, scikit-learn's) never see it. A runtime that something else loaded first keeps its policy.
+    """
+    global _threads_started
+    if _threads_started:
+        return
+    chosen = any(name in os.environ for name in _WAIT_SETTINGS)
+    if not chosen:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        numba.get_num_threads()  # loads the threading layer, and with it the OpenMP runtime
+    finally:
+        if not chosen:
+            del os.environ["OMP_WAIT_POLICY"]
+    _threads_started = True
+
+
+class _Helpers:
+    """The busy-machine rule: after a parallel launch the other threads did not share, run serially for a while.
+
+    A lane "shared" when the busiest thread did at most halfway between its equal part and all the
+    blocks (75% with two threads). Otherwise the next `backoff` launches of any kernel run serially,
+    and `backoff` doubles (to _MAX_BACKOFF) each time it happens again; one shared launch resets it.
+    """
+
+    def __init__(self) -> None:
+        self.serial_left = 0  # launches still to run serially
+        self.backoff = 1
+
+    def expected(self) -> bool:
+        """Whether this launch should try the parallel kernel."""
+        if self.serial_left:
+            self.serial_left -= 1
+            return False
+        return True
+
+    def record(self, claims: np.ndarray) -> None:
+        """Learn from a parallel launch's `claims` (blocks done by each lane after the block counter)."""
+        done = claims[1:]
+        lanes, busiest = done.size, int(done.max())
+        if 2 * lanes * busiest <= (lanes + 1) * int(done.sum()):
+            self.backoff = 1
+        else:
+            self.serial_left = self.backoff
+            self.backoff = min(2 * self.backoff, _MAX_BACKOFF)
+
+
+_MAX_BACKOFF = 256  # launches; how long a busy machine's serial stretch may grow before threads are tried again
+_helpers = _Helpers()
 
 
 def bind(rule: str, arrays: Sequence[np.ndarray]) -> Callable[..., None]:
-    """`rule`'s update on fixed `arrays`, the kernel chosen by size once and compiled on the first call.
+    """`rule`'s update on fixed `arrays`: the one path from a public call to the machine code.
 
-    The returned function takes the rule's keyword scalars, as the `functional.py` rule does, and
-    costs one Python call plus the machine code: `Optimizer.step` calls it once per flat buffer.
+    The public rules below are `bind(...)(**keywords)`, and `Optimizer.step` binds each flat buffer once
+    and calls it every step. The returned function takes the rule's keyword scalars, as the `functional.py`
+    rule does, and costs one Python call plus the machine code.
+    From PARALLEL_THRESHOLD elements up it runs the parallel kernel, unless only one thread is
+    allowed or the busy-machine rule (`_Helpers`) says the other threads are not turning up.
+    Either kernel gives bit-identical results, so which one ran never changes a number.
     """
     flat = _check(rule, arrays)
-    kernel, scalars = _choose(rule, flat[0].size), _RULES[rule][2]
-    entry = None
+    serial, parallel, scalars = _RULES[rule]
+    size = flat[0].size
+    parallel_sized = size >= PARALLEL_THRESHOLD
+    entries: dict[Callable, Callable] = {}
 
     def update(**hyper: float) -> None:
-        nonlocal entry
-        values = scalars(flat[0].size, **hyper)
-        if entry is None:
-            entry = _compile(kernel, _signature(flat, values))
-        entry(*flat, *values)
+        values = scalars(size, **hyper)
+        lanes = _lanes() if parallel_sized else 1
+        kernel = parallel if lanes > 1 and _helpers.expected() else serial
+        entry = entries.get(kernel)
+        if entry is None:  # compiled (or loaded from the cache) on the first call
+            entry = entries[kernel] = _compile(kernel, _signature(flat, values, claims=kernel is parallel))
+        if kernel is serial:
+            entry(*flat, *values)
+            return
+        claims = np.zeros(1 + lanes, np.int64)  # [next free block, blocks done by each lane]
+        entry(*flat, *values, claims)
+        _helpers.record(claims)
 
-    update.kernel = kernel  # type: ignore[attr-defined]  (which variant runs, for tests and benchmarks)
+    update.kernel = parallel if parallel_sized else serial  # type: ignore[attr-defined]  (chosen by size)
     return update
 
 
-def _launch(rule: str, arrays: Sequence[np.ndarray], hyper: dict) -> None:
-    flat = _check(rule, arrays)
-    values = _RULES[rule][2](flat[0].size, **hyper)
-    kernel = _choose(rule, flat[0].size)
-    _compile(kernel, _signature(flat, values))(*flat, *values)
+def _lanes() -> int:
+    _start_threads()
+    return numba.get_num_threads()
 
 
 def set_num_threads(n: int) -> None:
     """Threads for the parallel kernels: 1 <= n <= NUMBA_NUM_THREADS (numba's own check)."""
+    _start_threads()
     numba.set_num_threads(n)
 
 
@@ -387,38 +803,84 @@ def sgd(param: np.ndarray, grad: np.ndarray, momentum_buffer: np.ndarray | None,
         if momentum:
             raise ValueError(f"sgd kernel: momentum={momentum} needs a momentum_buffer, got None")
         momentum_buffer = param  # never read or written when momentum == 0
-    _launch("sgd", (param, grad, momentum_buffer), dict(lr=lr, momentum=momentum, dampening=dampening,
-                                                         nesterov=nesterov, weight_decay=weight_decay,
-                                                         first_step=first_step))
+    bind("sgd", (param, grad, momentum_buffer))(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                                                weight_decay=weight_decay, first_step=first_step)
 
 
 def momentum(param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, *, lr: float, beta: float) -> None:
     """Fused `functional.momentum`: v = beta*v + (1-beta)*dW;  W -= lr*v."""
-    _launch("momentum", (param, grad, velocity), dict(lr=lr, beta=beta))
+    bind("momentum", (param, grad, velocity))(lr=lr, beta=beta)
 
 
 def rmsprop(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray, *, lr: float, beta: float, eps: float,
             weight_decay: float) -> None:
     """Fused `functional.rmsprop`: s = beta*s + (1-beta)*dW^2;  W -= lr * dW / (sqrt(s) + eps)."""
-    _launch("rmsprop", (param, grad, square_avg), dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay))
+    bind("rmsprop", (param, grad, square_avg))(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay)
 
 
 def adam(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, *, lr: float,
          beta1: float, beta2: float, eps: float, weight_decay: float, bias_correction1: float,
          bias_correction2: float) -> None:
     """Fused `functional.adam`, computed as torch does: W -= (lr/bc1) * v / (sqrt(s)/sqrt(bc2) + eps)."""
-    _launch("adam", (param, grad, exp_avg, exp_avg_sq),
-            dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                 bias_correction1=bias_correction1, bias_correction2=bias_correction2))
+    bind("adam", (param, grad, exp_avg, exp_avg_sq))(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, bias_correction1=bias_correction1,
+        bias_correction2=bias_correction2)
 
 
 def adamw(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, *, lr: float,
           beta1: float, beta2: float, eps: float, weight_decay: float, bias_correction1: float,
           bias_correction2: float) -> None:
     """Fused `functional.adamw`: W *= 1 - lr*weight_decay inside the Adam loop, then the Adam step."""
-    _launch("adamw", (param, grad, exp_avg, exp_avg_sq),
-            dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                 bias_correction1=bias_correction1, bias_correction2=bias_correction2))
+    bind("adamw", (param, grad, exp_avg, exp_avg_sq))(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, bias_correction1=bias_correction1,
+        bias_correction2=bias_correction2)
+
+
+def adam_amsgrad(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+                 max_exp_avg_sq: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float,
+                 weight_decay: float, bias_correction1: float, bias_correction2: float) -> None:
+    """Fused `functional.adam_amsgrad`: Adam whose denominator uses the largest s so far."""
+    bind("adam_amsgrad", (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq))(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, bias_correction1=bias_correction1,
+        bias_correction2=bias_correction2)
+
+
+def adamw_amsgrad(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+                  max_exp_avg_sq: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float,
+                  weight_decay: float, bias_correction1: float, bias_correction2: float) -> None:
+    """Fused `functional.adamw_amsgrad`: decoupled decay inside the AMSGrad loop."""
+    bind("adamw_amsgrad", (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq))(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, bias_correction1=bias_correction1,
+        bias_correction2=bias_correction2)
+
+
+def adagrad(param: np.ndarray, grad: np.ndarray, sum: np.ndarray, *, lr: float, eps: float,
+            weight_decay: float) -> None:
+    """Fused `functional.adagrad`: s += dW^2;  W -= lr_t * dW / (sqrt(s) + eps)."""
+    bind("adagrad", (param, grad, sum))(lr=lr, eps=eps, weight_decay=weight_decay)
+
+
+def rmsprop_momentum(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray, grad_avg: np.ndarray,
+                     momentum_buffer: np.ndarray, *, lr: float, beta: float, eps: float, weight_decay: float,
+                     momentum: float, centered: bool) -> None:
+    """Fused `functional.rmsprop_momentum`: torch's RMSprop with centered and momentum."""
+    bind("rmsprop_momentum", (param, grad, square_avg, grad_avg, momentum_buffer))(
+        lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+
+
+def lion(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, *, lr: float, beta1: float, beta2: float,
+         weight_decay: float) -> None:
+    """Fused `functional.lion`: W -= lr*(sign(beta1*m + (1-beta1)*dW) + weight_decay*W);  m = beta2*m + (1-beta2)*dW."""
+    bind("lion", (param, grad, exp_avg))(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay)
+
+
+def nadam(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+          one_minus_mu_product: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float,
+          weight_decay: float, mu: float, mu_next: float, bias_correction2: float) -> None:
+    """Fused `functional.nadam`: Adam with Nesterov momentum, as `torch.optim.NAdam`."""
+    bind("nadam", (param, grad, exp_avg, exp_avg_sq, one_minus_mu_product))(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, mu=mu, mu_next=mu_next,
+        bias_correction2=bias_correction2)
 
 
 # =================================================================================================
@@ -960,6 +1422,8 @@ def bind_lowbit(rule: str, state_dtype: str, arrays: Sequence[np.ndarray],
                              f"got {hyper['momentum']}")
         values = scalars(0, **hyper)  # size 0: estimate whenever eps allows; these loops are not memory-bound
         if entry is None:
+            if kernel is parallel:
+                _start_threads()  # passive waiting, as for the other parallel kernels
             flags = tuple(isinstance(s, bool) for s in values)
             signature = tuple(numba.typeof(a) for a in flat) + tuple(
                 numba.boolean if flag else numba.float32 for flag in flags) + tuple(numba.typeof(a) for a in extra)

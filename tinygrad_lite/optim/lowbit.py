@@ -29,6 +29,9 @@ signatures and must store the same state bit for bit.
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 import numpy as np
 
 from tinygrad_lite.optim import functional
@@ -206,3 +209,59 @@ momentum_int8 = _int8_rule(functional.momentum, (True,))
 rmsprop_int8 = _int8_rule(functional.rmsprop, (False,))
 adam_int8 = _int8_rule(functional.adam, (True, False))
 adamw_int8 = _int8_rule(functional.adamw, (True, False))
+
+
+# ---- state records: what an optimizer stores per parameter, and conversions between formats ---------
+
+# Whether each moment of functional.py's state records can be negative (signed map) or not (unsigned).
+SIGNED_FIELDS = {"momentum_buffer": True, "velocity": True, "square_avg": False, "exp_avg": True, "exp_avg_sq": False}
+ABSMAX_SUFFIX = "_absmax"
+MIN_SIZE = 4096  # parameters with fewer values keep float32 state, as bitsandbytes' min_8bit_size
+
+
+@functools.cache
+def record(state_type: type, state_dtype: str) -> type:
+    """The named record of `state_type` as stored: bfloat16 the same fields (uint16 words); int8 each
+    moment's codes followed by `<moment>_absmax`, in the order the int8 kernels take them."""
+    if state_dtype != "int8":
+        return state_type
+    fields = [name for moment in state_type._fields for name in (moment, moment + ABSMAX_SUFFIX)]
+    return NamedTuple(f"{state_type.__name__}Int8", [(name, np.ndarray) for name in fields])
+
+
+def init(state_type: type, param: np.ndarray, state_dtype: str, block_size: int = BLOCK_SIZE) -> tuple:
+    """Zero state for `param` stored as `state_dtype` (int8: the code of 0 and an absmax of 0 per block)."""
+    zeros = {name: np.zeros(param.shape, np.float32) for name in state_type._fields}
+    return record(state_type, state_dtype)(**encode(zeros, state_dtype, block_size))
+
+
+def encode(moments: dict[str, np.ndarray], state_dtype: str, block_size: int = BLOCK_SIZE) -> dict[str, np.ndarray]:
+    """float32 moments (by field name) -> the arrays stored for `state_dtype`, shaped like the moments."""
+    if state_dtype == "float32":
+        return {name: np.asarray(value, np.float32) for name, value in moments.items()}
+    out = {}
+    for name, value in moments.items():
+        value = np.asarray(value, np.float32)
+        if state_dtype == "bfloat16":
+            out[name] = bfloat16_encode(value).reshape(value.shape)
+        else:
+            codes, absmax = quantize_blockwise(value, SIGNED_FIELDS[name], block_size)
+            out[name], out[name + ABSMAX_SUFFIX] = codes.reshape(value.shape), absmax
+    return out
+
+
+def decode(stored: dict[str, np.ndarray], names: tuple[str, ...],
+           block_size: int = BLOCK_SIZE) -> dict[str, np.ndarray]:
+    """Stored moments in any format -> float32, recognised per moment: `<name>_absmax` beside it means int8
+    (with `block_size`), uint16 words bfloat16, floats themselves."""
+    out = {}
+    for name in names:
+        value = np.asarray(stored[name])
+        if name + ABSMAX_SUFFIX in stored:
+            out[name] = dequantize_blockwise(value, np.asarray(stored[name + ABSMAX_SUFFIX], np.float32),
+                                             SIGNED_FIELDS[name], block_size).reshape(value.shape)
+        elif value.dtype == np.uint16:
+            out[name] = bfloat16_decode(value)
+        else:
+            out[name] = value
+    return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinygrad_lite.optim.base import Optimizer
-from tinygrad_lite.optim.optimizers import SGD, Adam, AdamW, Momentum, RMSProp
+from tinygrad_lite.optim.optimizers import SGD, Adagrad, Adam, AdamW, Lion, Momentum, NAdam, RMSProp
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,6 @@ register("momentum", Momentum, 0.5, dataset_lr={"regression": 0.02})
 register("rmsprop", RMSProp, 0.005)
 register("adam", Adam, 0.01)
 register("adamw", AdamW, 0.01)
+register("adagrad", Adagrad, 0.05)
+register("nadam", NAdam, 0.01)
+register("lion", Lion, 0.003)  # steps of exactly lr per weight: a third of Adam's
