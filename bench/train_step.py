@@ -178,7 +178,7 @@ def busy_worker() -> dict:
 
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((64, 512)).astype(np.float32), rng.standard_normal((512, 512)).astype(np.float32)
-    sizes = (kernels.PARALLEL_THRESHOLD - 5536, kernels.PARALLEL_THRESHOLD + 464)  # 60,000 and 66,000
+    sizes = (kernels.PARALLEL_THRESHOLD - 5536, kernels.PARALLEL_THRESHOLD + 464)  # just below and just above
     steps = {}
     for n in sizes:
         p = Tensor(rng.standard_normal(n).astype(np.float32), requires_grad=True)

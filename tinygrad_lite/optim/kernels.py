@@ -93,7 +93,10 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-PARALLEL_THRESHOLD = 1 << 16  # elements; from the serial/parallel sweep in bench/optim_step.py
+# Elements; from the serial/parallel sweep in bench/optim_step.py. With passive waiting a launch costs 45-63 us
+# (waking the second thread), so the parallel kernel first won at 262,144 elements in the quiet run of session 3
+# (at 65,536, the threshold before passive waiting: 48 us parallel against 28 serial).
+PARALLEL_THRESHOLD = 1 << 18
 _BLOCK = 1 << 12  # elements per parallel work item, claimed one at a time by whichever thread is free
 _ESTIMATE_MIN_EPS = float(np.finfo(np.float32).tiny)  # smallest eps for which _reciprocal may estimate
 _ESTIMATE_MAX_SIZE = 1 << 20  # elements; beyond, the loops are memory-bound and divide exactly (see _estimate)
