@@ -249,6 +249,17 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"load: {path!r} has an invalid metadata entry: {error}") from None
 
 
+def _saved_info(path: str, metadata: dict[str, str], key: str, label: str, obj: Any) -> dict[str, Any]:
+    """The header entry `key` (optimizer or scheduler), after checking it is there and saved from obj's class."""
+    if _RESERVED + key not in metadata:
+        article = "an" if key[0] in "aeiou" else "a"
+        raise CheckpointError(f"load: {path!r} holds no {label} state, but {article} {key} was given")
+    info = json.loads(metadata[_RESERVED + key])
+    if info["class"] != type(obj).__name__:
+        raise CheckpointError(f"load: {path!r} holds {info['class']} state, but the {key} is {type(obj).__name__}")
+    return info
+
+
 def _optimizer_state(path: str, tensors: dict[str, np.ndarray], info: dict[str, Any]) -> dict[str, Any]:
     """Rebuild `Optimizer.state_dict()` from the `optim.` tensors and the header's JSON."""
     state: dict[int, dict[str, Any]] = {int(index): {"step": step} for index, step in info["steps"].items()}
@@ -290,22 +301,12 @@ def load(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = N
         user = {k: json.loads(v) for k, v in metadata.items() if not k.startswith(_RESERVED)}
         optimizer_state = None
         if optimizer is not None:
-            if _RESERVED + "optimizer" not in metadata:
-                raise CheckpointError(f"load: {path!r} holds no optimizer state, but an optimizer was given")
-            info = json.loads(metadata[_RESERVED + "optimizer"])
-            if info["class"] != type(optimizer).__name__:
-                raise CheckpointError(f"load: {path!r} holds {info['class']} state, but the optimizer is "
-                                      f"{type(optimizer).__name__}")
+            info = _saved_info(path, metadata, "optimizer", "optimizer", optimizer)
             optimizer_state = _optimizer_state(path, {k: v for k, v in tensors.items() if k.startswith(OPTIM_PREFIX)},
                                                info)
         scheduler_state = None
         if scheduler is not None:
-            if _RESERVED + "scheduler" not in metadata:
-                raise CheckpointError(f"load: {path!r} holds no lr scheduler state, but a scheduler was given")
-            info = json.loads(metadata[_RESERVED + "scheduler"])
-            if info["class"] != type(scheduler).__name__:
-                raise CheckpointError(f"load: {path!r} holds {info['class']} state, but the scheduler is "
-                                      f"{type(scheduler).__name__}")
+            info = _saved_info(path, metadata, "scheduler", "lr scheduler", scheduler)
             scheduler_state = info["state"]
             if not isinstance(scheduler_state, dict):
                 raise TypeError(f"scheduler state is {type(scheduler_state).__name__}, expected a dict")
