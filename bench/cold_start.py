@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from results import repo_root, table, write_section
+from results import check_args, repo_root, table, write_section
 
 ROOT = repo_root()
 RUNS = int(os.environ.get("COLD_START_RUNS", "5"))
@@ -144,4 +144,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    check_args(__doc__, {"--no-write": False})
     main()

@@ -17,7 +17,7 @@ import os
 import sys
 
 import numpy as np
-from results import repo_root, table, write_section
+from results import check_args, repo_root, table, write_section
 
 ROOT = repo_root()
 sys.path.insert(0, str(ROOT))
@@ -209,4 +209,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    check_args(__doc__, {})
     main()

@@ -24,7 +24,7 @@ import sys
 import time
 
 import numpy as np
-from results import measure, repo_root, table, write_section
+from results import check_args, measure, repo_root, table, write_section
 
 ROOT = repo_root()
 SIZES = [10**3, 10**4, 10**5, 10**6, 10**7]
@@ -589,8 +589,8 @@ if __name__ == "__main__":
         workers = {"numba": numba_worker, "torch": torch_worker, "state": state_worker,
                    "torch-fused": torch_fused_worker, "bnb": bnb_worker}
         print(json.dumps(workers[sys.argv[2]]()))
-    elif sys.argv[1:] == ["--state"]:
-        state_report()
     else:
-        main()
+        check_args(__doc__, {"--state": False})
+        if "--state" not in sys.argv:
+            main()
         state_report()

@@ -34,6 +34,31 @@ def measure(fn: Callable[[], object], repeats: int = 7, target: float = 0.02, wa
     return {"median": statistics.median(times), "min": min(times), "max": max(times)}
 
 
+def check_args(doc: str, flags: dict[str, bool], positional: int = 0) -> list[str]:
+    """The script's arguments that are not options (at most `positional`); -h/--help prints `doc` and exits 0.
+
+    `flags` maps each option to whether it takes a value. A benchmark runs for minutes and rewrites
+    RESULTS.md, so an argument it does not know stops it, with one line and status 2, before anything runs.
+    """
+    args, rest = sys.argv[1:], []
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            print(doc.strip())
+            raise SystemExit(0)
+        known = arg in flags and (not flags[arg] or args)
+        if not known and (arg.startswith("-") or len(rest) == positional):
+            options = ", ".join(f"{flag} VALUE" if takes else flag for flag, takes in flags.items()) or "none"
+            print(f"{Path(sys.argv[0]).name}: unexpected argument {arg!r}; options: {options} (see --help)",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        if not known:
+            rest.append(arg)
+        elif flags[arg]:
+            args.pop(0)
+    return rest
+
+
 def machine() -> str:
     """One paragraph: CPU, cores, Python and library versions."""
     cpu = platform.processor() or platform.machine()

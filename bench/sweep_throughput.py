@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from results import repo_root, table, write_section
+from results import check_args, repo_root, table, write_section
 
 repo_root()  # puts this checkout's tinygrad_lite first on sys.path
 
@@ -77,4 +77,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    check_args(__doc__, {"--no-write": False})
     main()

@@ -3,16 +3,18 @@
     python bench/train_step.py                 # writes the "train_step" section of bench/RESULTS.md
     python bench/train_step.py --observers     # adds a column with no-op debugging observers installed
     python bench/train_step.py --no-write      # prints only (e.g. before/after a change to the hot path)
-    python bench/train_step.py --rounds 1      # fewer interleaved rounds (default 3)
+    python bench/train_step.py --rounds 1      # fewer interleaved rounds (default 5)
 
 Every framework runs in its own process, in two thread modes:
 - pinned: one thread everywhere (NUMBA_NUM_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
   MKL_NUM_THREADS = 1, torch.set_num_threads(1));
 - default: no thread variable at all (every NUMBA_*, OMP_*, GOMP_*, KMP_*, OPENBLAS_*, MKL_* variable
   removed, torch left alone): what a new user gets.
-The processes run in rounds, each round one process per framework and mode in turn, and each
-column is the median over the rounds of each process's median, so slow drifts of a shared machine
-fall on every column alike. torch uses its fused Adam (`fused=True`).
+The processes run in rounds, each round one process per framework and mode in turn. Each time
+column is the median over the rounds of each process's median; each ratio column is the median over
+the rounds of that round's ratio, so a shared machine's slow spells (on this VM they come and go for
+minutes, and make every framework up to 2x slower) fall on both sides of a ratio. torch uses its
+fused Adam (`fused=True`).
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the subprocesses in both modes, so OpenBLAS
 picks its kernel for this CPU; the BLAS library in use (threadpoolctl) is recorded. With observers
 None (the default) a tinygrad_lite step pays one `is not None` check per op; compare the plain
@@ -34,7 +36,7 @@ import sys
 import time
 
 import numpy as np
-from results import measure, repo_root, table, write_section
+from results import check_args, measure, repo_root, table, write_section
 
 ROOT = repo_root()
 MODELS = {"toy": ([2, 16, 16, 1], 100), "mlp": ([784, 128, 10], 64), "wide": ([1024, 1024, 1024, 10], 256),
@@ -239,7 +241,7 @@ def worker(kind: str, mode: str):
 
 
 def main() -> None:
-    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 3
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
     kinds = KINDS + (("numba-observers",) if "--observers" in sys.argv else ())
     runs: dict = {(mode, kind): [] for mode in MODES for kind in kinds}
     blas_info: dict = {}
@@ -255,14 +257,20 @@ def main() -> None:
         values = [r[name]["median"] for r in runs[(mode, kind)]]
         return statistics.median(values) if values else None
 
+    def ratio(mode, over, under, name):
+        """The median over rounds of each round's ratio: processes of one round ran seconds apart, so a
+        shared machine's slow spells (minutes long here) fall on both sides of a ratio."""
+        pairs = list(zip(runs[(mode, over)], runs[(mode, under)]))
+        return f"{statistics.median(a[name]['median'] / b[name]['median'] for a, b in pairs):.2f}" if pairs else "n/a"
+
     rows = []
     for name, (sizes, batch) in MODELS.items():
         for mode in MODES:
             t = {kind: us(mode, kind, name) for kind in kinds}
             row = [name, "-".join(map(str, sizes)), str(batch), mode]
             row += [f"{t[k] * 1e6:.0f}" if t[k] else "n/a" for k in kinds]
-            row += [f"{t['numpy-backend'] / t['numba']:.2f}", f"{t['numba'] / t['hand-numpy']:.2f}",
-                    f"{t['torch'] / t['numba']:.2f}" if t["torch"] else "n/a"]
+            row += [ratio(mode, "numpy-backend", "numba", name), ratio(mode, "numba", "hand-numpy", name),
+                    ratio(mode, "torch", "numba", name)]
             rows.append(row)
     header = (["model", "layers", "batch", "threads"] + [f"{k} (us)" for k in kinds]
               + ["numpy-backend / numba", "numba / hand-numpy", "torch / numba"])
@@ -281,7 +289,8 @@ def main() -> None:
         "`numpy-backend` are tinygrad_lite with `optim.Adam(backend=...)`; `hand-numpy` is the same network, "
         "loss and Adam written out in numpy with no autograd; `torch` is PyTorch eager with "
         "`torch.optim.Adam(fused=True)`. Each cell is its own process; the median over "
-        f"{rounds} interleaved rounds of each process's median of 9 repeats. Threads `pinned`: "
+        f"{rounds} interleaved rounds of each process's median of 9 repeats; ratios are medians of the rounds' "
+        "own ratios. Threads `pinned`: "
         + ", ".join(f"{k}={v}" for k, v in THREADS.items()) + ", torch.set_num_threads(1); `default`: no "
         "thread variable set (" + ", ".join(f"{p}*" for p in THREAD_PREFIXES) + " removed), torch's own default. "
         "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in the subprocesses. "
@@ -325,4 +334,5 @@ if __name__ == "__main__":
             result["_blas"] = blas()  # after the run: BLAS and Numba's OpenMP are loaded by then
         print(json.dumps(result))
     else:
+        check_args(__doc__, {"--observers": False, "--no-write": False, "--rounds": True})
         main()

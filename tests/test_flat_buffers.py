@@ -284,3 +284,50 @@ def test_two_optimizers_on_the_same_parameters_share_their_buffers_and_copy_noth
         for p, c in zip(params, copies):
             close(p.data, c)
     assert sgd._buffers[0][0].param_buf is adam._buffers[0][0].param_buf
+
+
+def test_the_engine_tells_when_a_data_or_grad_array_is_replaced():
+    """`rebind_epoch` changes when .data or .grad is rebound (or backward creates a grad), not on writes into them."""
+    from tinygrad_lite import _tensor
+
+    p = Tensor(np.ones(3), requires_grad=True)
+    before = _tensor.rebind_epoch
+    (p * 2).sum().backward()  # the first grad: a new array
+    assert _tensor.rebind_epoch != before
+    before = _tensor.rebind_epoch
+    (p * 3).sum().backward()  # added into the same array
+    p.data[...] = 4.0
+    p.grad[...] = 1.0
+    assert _tensor.rebind_epoch == before
+    for rebind in (lambda: setattr(p, "data", np.zeros(3)), lambda: setattr(p, "grad", np.zeros(3)),
+                   lambda: setattr(p, "grad", None)):
+        rebind()
+        assert _tensor.rebind_epoch != before
+        before = _tensor.rebind_epoch
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_steps_with_nothing_rebound_then_a_rebound_grad_or_a_missing_grad(backend):
+    """The step that skips the per-parameter check (nothing rebound since all were in place) stays correct."""
+    rng = np.random.default_rng(10)
+    params = [Tensor(rng.standard_normal(4), requires_grad=True), Tensor(rng.standard_normal(3), requires_grad=True)]
+    copies = [p.data.copy() for p in params]
+    opt, ref = optim.Adam(params, lr=LR, backend=backend), ReferenceAdam(copies)
+    grads = [rng.standard_normal(p.shape) for p in params]
+    for p, g in zip(params, grads):
+        p.grad = g.copy()
+    for _ in range(3):  # grads stay in place: steps 2 and 3 skip the check
+        opt.step()
+        ref.step(copies, grads)
+    new = rng.standard_normal(3)
+    params[1].grad = new  # rebound: the next step must copy it in
+    grads[1] = new
+    opt.step()
+    ref.step(copies, grads)
+    params[0].grad = None  # and now one parameter has none: it must not move, twice
+    for _ in range(2):
+        opt.step()
+        ref.step(copies, [None, grads[1]])
+    for p, c in zip(params, copies):
+        close(p.data, c)
+    assert [entry["step"] for entry in opt.state.values()] == [4, 6]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import math
 import operator
 from collections.abc import Callable, Sequence
@@ -25,6 +26,17 @@ _backward_observer: Callable[[Tensor, Function, np.ndarray, tuple], None] | None
 _creation_observer: Callable[[Tensor, Function], None] | None = None
 # True while a create_graph backward runs: there numpy must not quietly turn a Tensor into an array (see __array__).
 _differentiating = False
+# A new value each time some tensor's `.data` or `.grad` array is replaced by another array (writes into the
+# array do not count), so code that keeps views of tensors' arrays can tell in one comparison that none moved.
+# Drawn from a counter, never reused: equal values mean no replacement happened in between.
+_rebinds = itertools.count(1)
+rebind_epoch = 0
+
+
+def _rebound() -> None:
+    """Record that a tensor's `.data` or `.grad` now refers to another array (after the assignment)."""
+    global rebind_epoch
+    rebind_epoch = next(_rebinds)
 
 
 class _GradMode:
@@ -334,6 +346,7 @@ class Tensor:
     @data.setter
     def data(self, value: Any) -> None:
         self._data = np.asarray(value)
+        _rebound()
 
     @property
     def grad(self) -> np.ndarray | None:
@@ -348,21 +361,24 @@ class Tensor:
     def grad(self, value: Any) -> None:
         if value is None:
             self._grad = None
-            return
-        value = np.asarray(value)
-        if value.shape != self._data.shape:
-            raise ValueError(
-                f"assigned grad has shape {value.shape}, expected the tensor's shape {self._data.shape}"
-            )
-        self._grad = value.astype(self._data.dtype, copy=False)
+        else:
+            value = np.asarray(value)
+            if value.shape != self._data.shape:
+                raise ValueError(
+                    f"assigned grad has shape {value.shape}, expected the tensor's shape {self._data.shape}"
+                )
+            self._grad = value.astype(self._data.dtype, copy=False)
+        _rebound()
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
+        if self._grad is not None and self._grad.flags.writeable:
+            self._grad += grad  # in place, as PyTorch: whoever holds the array (an optimizer's buffer) sees the sum
+            return
         if self._grad is None:
             self._grad = grad.astype(self._data.dtype)  # a copy: the backward pass may share `grad` with another tensor
-        elif self._grad.flags.writeable:
-            self._grad += grad  # in place, as PyTorch: whoever holds the array (an optimizer's buffer) sees the sum
         else:
             self._grad = (self._grad + grad).astype(self._data.dtype, copy=False)
+        _rebound()
 
     # ---- properties ----------------------------------------------------------------------------
 

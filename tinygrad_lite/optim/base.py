@@ -8,7 +8,9 @@ The tensors know nothing of this. At `step()` the optimizer looks at each parame
 `torch.optim.Adam.step` gathers `params_with_grad`: a `.grad` that is its view is already in place,
 and a `.grad` that backward or the user put elsewhere, or a `.data` the user rebound, is copied in
 and rebound to its view. After `zero_grad(set_to_none=False)` backward adds into the views in place
-and the step has nothing to copy.
+and the step has nothing to copy. Nor anything to look at: when the engine's `rebind_epoch` is what it
+was the last time every parameter's `.data` and `.grad` were their views, no tensor's array has been
+replaced since, and the step skips the per-parameter check (on 200 tensors it cost 14 us a step).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tinygrad_lite import _tensor
 from tinygrad_lite._tensor import Tensor, enable_grad
 from tinygrad_lite.optim import lowbit
 
@@ -369,6 +372,7 @@ class Optimizer:
         self._buffers: list[list[_FlatBuffer]] = []  # per param group, one per dtype
         self._pairs: list[tuple[dict[str, Any], _FlatBuffer]] = []  # (group, buffer) for every buffer, in order
         self._checked: list[dict[str, Any]] = []  # each group as last validated, so step() re-checks only changes
+        self._in_place_at = -1  # the engine's rebind_epoch when every .data and .grad was last its view
         groups = list(params) if not isinstance(params, Tensor) else [params]
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list; pass model.parameters()")
@@ -540,11 +544,15 @@ class Optimizer:
                 buffer.set_maximize(group.get("maximize") is True)
         pairs = self._pairs
         has_grad = None
-        for _, buffer in pairs:
-            if not buffer.in_place():
-                moved = [buffer.rebound() for _, buffer in pairs]  # all of them first: a misfit raises before any move
-                has_grad = [buffer.gather(m) for (_, buffer), m in zip(pairs, moved)]
-                break
+        if _tensor.rebind_epoch != self._in_place_at:  # some tensor's data or grad moved since all were in place
+            for _, buffer in pairs:
+                if not buffer.in_place():
+                    moved = [buffer.rebound() for _, buffer in pairs]  # all first: a misfit raises before any move
+                    has_grad = [buffer.gather(m) for (_, buffer), m in zip(pairs, moved)]
+                    break
+            # in place now unless some parameter has no grad; the gather's own rebinding came before this
+            every_grad = has_grad is None or all(has is None for has in has_grad)
+            self._in_place_at = _tensor.rebind_epoch if every_grad else -1
         if self.skip_nonfinite and not all([buffer.grads_finite(None if has_grad is None else has_grad[i])
                                             for i, (_, buffer) in enumerate(pairs)]):
             self.skipped_steps += 1
