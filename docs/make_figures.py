@@ -43,6 +43,7 @@ FIGURES = {
     "race_newton_rosenbrock": ["race", "--surface", "rosenbrock", "--optimizers", "gd,momentum,adam,newton"],
     "race_newton_ravine": ["race", "--surface", "ravine", "--optimizers", "gd,momentum,adam,newton"],
     "compare": ["compare"],
+    "schedules": ["schedules"],
 }
 
 

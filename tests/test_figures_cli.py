@@ -1,4 +1,4 @@
-"""The race, ema, batches and compare commands: files, columns, picture sizes, and life without matplotlib."""
+"""The figure commands (race, ema, batches, compare, schedules): files, columns, picture sizes, no matplotlib."""
 
 import csv
 import subprocess
@@ -21,6 +21,8 @@ COMMANDS = [
      "batches.png", "batches.csv", "batch_size,epoch,seconds,loss", (450, 1100)),
     (["compare", "--samples", "90", "--hidden", "16", "--epochs", "4", "--target", "1.0"],
      "compare.png", "compare.csv", "optimizer,step,seconds,loss", (450, 1100)),
+    (["schedules", "--samples", "90", "--hidden", "16", "--epochs", "6"],
+     "schedules.png", "schedules.csv", "schedule,epoch,lr,loss", (450, 1100)),
 ]
 
 
@@ -122,6 +124,11 @@ def test_compare_writes_the_steps_to_target_table(tmp_path, capsys):
     (["ema", "--betas", "0.9,1.5"], "betas in [0, 1)"),
     (["batches", "--sizes", "full,0"], "positive integer"),
     (["compare", "--optimizers", "gd,adabelief"], "expected comma-separated optimizers"),
+    (["schedules", "--schedules", "cosine,linear"], "expected comma-separated distinct schedules"),
+    (["schedules", "--schedules", "step,cosine,step"], "distinct schedules"),
+    (["schedules", "--warmup", "5", "--epochs", "5"], "--warmup must be less than --epochs (5)"),
+    (["schedules", "--schedules", "cosine,plateau", "--warmup", "2"], "--warmup cannot come before the plateau"),
+    (["schedules", "--lr", "0"], "expected a number > 0"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(capsys, argv, fragment):
     assert main(argv) == 2
@@ -144,13 +151,67 @@ sys.exit(status)
 """
 
 
-@pytest.mark.parametrize("command", ["race", "ema", "batches", "compare"])
+@pytest.mark.parametrize("command", ["race", "ema", "batches", "compare", "schedules"])
 def test_without_matplotlib_commands_print_the_install_hint_and_exit_2(tmp_path, command):
     done = subprocess.run([sys.executable, "-c", BLOCKED, command, "--out", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and INSTALL_HINT in done.stderr
     assert not any(tmp_path.iterdir())  # failed before doing the work
+
+
+def _lr_and_loss(rows, schedule):
+    return (np.array([float(r[2]) for r in rows if r[0] == schedule]),
+            np.array([float(r[3]) for r in rows if r[0] == schedule]))
+
+
+def test_the_schedules_csv_holds_each_epochs_lr_as_train_schedules_it(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["schedules", "--samples", "90", "--hidden", "16", "--epochs", "9", "--lr", "0.4",
+                 "--out", str(tmp_path)]) == 0
+    rows = _rows(tmp_path / "schedules.csv")[1:]
+    assert [r[0] for r in rows] == [name for name in ("constant", "step", "cosine", "onecycle") for _ in range(9)]
+    epoch = np.arange(1, 10)
+    constant, constant_loss = _lr_and_loss(rows, "constant")
+    step, step_loss = _lr_and_loss(rows, "step")
+    cosine, _ = _lr_and_loss(rows, "cosine")
+    onecycle, _ = _lr_and_loss(rows, "onecycle")
+    np.testing.assert_allclose(constant, 0.4)
+    np.testing.assert_allclose(step, 0.4 * 0.1 ** ((epoch - 1) // 3))  # /10 after each third of the epochs
+    np.testing.assert_allclose(cosine, 0.4 * (1 + np.cos(np.pi * (epoch - 1) / 9)) / 2)  # 0 after the last epoch
+    # One-cycle over 10 steps: cosine up from lr/25 to lr in 30% of them (2 steps), then down towards lr/25/1e4.
+    def anneal(start, end, fraction):
+        return end + (start - end) * (1 + np.cos(np.pi * fraction)) / 2
+
+    up, down = anneal(0.4 / 25, 0.4, np.arange(3) / 2), anneal(0.4, 0.4 / 25 / 1e4, np.arange(1, 7) / 7)
+    np.testing.assert_allclose(onecycle, [*up, *down])
+    assert onecycle.argmax() == 2
+    # The same weights and batches: constant and step agree until step first lowers the lr.
+    np.testing.assert_array_equal(step_loss[:3], constant_loss[:3])
+    assert step_loss[3] != constant_loss[3]
+    assert "onecycle: lr 0.016 -> " in capsys.readouterr().out
+
+
+def test_the_schedules_warmup_ramps_the_lr_in_front_of_every_schedule(tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["schedules", "--schedules", "constant,cosine", "--warmup", "3", "--samples", "60", "--hidden", "8",
+                 "--epochs", "7", "--lr", "0.2", "--out", str(tmp_path)]) == 0
+    rows = _rows(tmp_path / "schedules.csv")[1:]
+    ramp = 0.2 * np.array([1, 2, 3]) / 4  # from lr/(warmup+1), one step a epoch
+    constant, _ = _lr_and_loss(rows, "constant")
+    cosine, _ = _lr_and_loss(rows, "cosine")
+    np.testing.assert_allclose(constant, [*ramp, 0.2, 0.2, 0.2, 0.2])
+    np.testing.assert_allclose(cosine, [*ramp, *(0.2 * (1 + np.cos(np.pi * np.arange(4) / 4)) / 2)])
+
+
+def test_the_schedules_plateau_halves_the_lr_on_the_epochs_loss(tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["schedules", "--schedules", "plateau", "--samples", "90", "--hidden", "16", "--epochs", "40",
+                 "--lr", "2", "--out", str(tmp_path)]) == 0
+    plateau, _ = _lr_and_loss(_rows(tmp_path / "schedules.csv")[1:], "plateau")
+    halvings = np.log2(2 / plateau)
+    assert plateau[0] == 2 and np.all(np.diff(halvings) >= 0) and halvings[-1] >= 1
+    np.testing.assert_allclose(halvings, np.round(halvings))
 
 
 def test_the_batches_csv_writes_the_full_batch_as_the_dataset_size(tmp_path):

@@ -22,7 +22,7 @@ from tinygrad_lite import data, plots
 from tinygrad_lite import train as training
 from tinygrad_lite.optim import registry
 from tinygrad_lite.optim.base import DEFAULT_BACKEND
-from tinygrad_lite.studies import batches, compare, ema, race
+from tinygrad_lite.studies import batches, compare, ema, race, schedules
 from tinygrad_lite.surfaces import SURFACES
 
 
@@ -117,6 +117,14 @@ def _names(text: str, vocabulary: ModuleType = registry) -> list[str]:
     twice = [n for n, rule in zip(names, rules) if rules.count(rule) > 1]
     if twice:
         raise argparse.ArgumentTypeError(f"{' and '.join(dict.fromkeys(twice))} name the same optimizer in {text!r}")
+    return names
+
+
+def _schedule_names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names or any(n not in training.SCHEDULES for n in names) or len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated distinct schedules from "
+                                         f"{','.join(training.SCHEDULES)}, got {text!r}")
     return names
 
 
@@ -260,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ema(commands)
     _add_batches(commands)
     _add_compare(commands)
+    _add_schedules(commands)
     _add_sweep(commands)
     return parser
 
@@ -481,6 +490,17 @@ def _batches(args: argparse.Namespace) -> None:
     _wrote(png, csv_path)
 
 
+def _add_network_options(p: argparse.ArgumentParser, batch_size: int) -> None:
+    """The data, network and training length of the one MLP that compare and schedules train once per run."""
+    p.add_argument("--dataset", choices=sorted(set(training.DATASETS) - {"regression"}), default="spiral",
+                   help="the data")
+    p.add_argument("--samples", type=_positive_int, default=300, help="dataset size")
+    p.add_argument("--hidden", type=_sizes, default=(64, 64), help="hidden sizes")
+    p.add_argument("--batch-size", type=_batch_size, default=batch_size, help="examples per step; 'full' for batch GD")
+    p.add_argument("--epochs", type=_positive_int, default=100, help="passes over the dataset")
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the dataset, the weights and the shuffling")
+
+
 def _add_compare(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("compare", help="loss curves of GD, Momentum, RMSProp and Adam on one network",
                             formatter_class=_HelpFormatter)
@@ -488,14 +508,8 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
                    help=f"comma-separated, from {','.join(registry.names())}")
     p.add_argument("--lr", type=_learning_rates, default=None,
                    help="one rate for all, or per optimizer: adam=0.01,gd=0.5 (default " + _lr_defaults() + ")")
-    p.add_argument("--dataset", choices=sorted(set(training.DATASETS) - {"regression"}), default="spiral",
-                   help="the data")
-    p.add_argument("--samples", type=_positive_int, default=300, help="dataset size")
-    p.add_argument("--hidden", type=_sizes, default=(64, 64), help="hidden sizes")
-    p.add_argument("--batch-size", type=_batch_size, default=64, help="examples per step; 'full' for batch GD")
-    p.add_argument("--epochs", type=_positive_int, default=100, help="passes over the dataset")
+    _add_network_options(p, batch_size=64)
     p.add_argument("--target", type=_positive_float, default=0.1, help="the loss to reach")
-    p.add_argument("--seed", type=_seed, default=0, help="seeds the dataset, the weights and the shuffling")
     p.add_argument("--out", default="runs/compare", help="folder for compare.png, compare.csv, compare_targets.csv")
     p.set_defaults(run=_compare)
 
@@ -516,6 +530,43 @@ def _compare(args: argparse.Namespace) -> None:
         print(f"{name:>9}  {lr:>7g}  {'never' if steps is None else steps:>16}  "
               f"{'-' if seconds is None else format(seconds, '.3f'):>8}  {final:.4f}")
     _wrote(png, csv_path, table_path)
+
+
+def _add_schedules(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("schedules", help="the lr and the loss of one network under constant, step, cosine and "
+                            "one-cycle schedules", formatter_class=_HelpFormatter)
+    p.add_argument("--schedules", type=_schedule_names, default=list(schedules.DEFAULT_SCHEDULES),
+                   help=f"comma-separated, from {','.join(training.SCHEDULES)}, as train --schedule builds them")
+    p.add_argument("--warmup", type=_non_negative_int, default=0, metavar="N",
+                   help="epochs of linear lr warm-up in front of every schedule")
+    p.add_argument("--optimizer", type=_optimizer, default="gd", help=f"one of {','.join(registry.names())}")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help=f"the base lr of every schedule (default {schedules.LR_FACTOR:g} times the optimizer's "
+                        "train default for the dataset: 1 for gd on spiral)")
+    _add_network_options(p, batch_size=32)
+    p.add_argument("--out", default="runs/schedules", help="folder for schedules.png and schedules.csv")
+    p.set_defaults(run=_schedules)
+
+
+def _schedules(args: argparse.Namespace) -> None:
+    if args.warmup >= args.epochs:
+        raise UsageError(f"tinygrad-lite schedules: --warmup must be less than --epochs ({args.epochs}), got "
+                         f"{args.warmup}")
+    if args.warmup and "plateau" in args.schedules:
+        raise UsageError("tinygrad-lite schedules: --warmup cannot come before the plateau schedule")
+    _require_matplotlib(args)
+    _output_folder(args)
+    study = schedules.schedule_study(tuple(args.schedules), dataset=args.dataset, samples=args.samples,
+                                     hidden=args.hidden, optimizer=args.optimizer, lr=args.lr,
+                                     batch_size=args.batch_size, epochs=args.epochs, warmup=args.warmup,
+                                     seed=args.seed, progress=True)
+    png, csv_path = os.path.join(args.out, "schedules.png"), os.path.join(args.out, "schedules.csv")
+    study.write_csv(csv_path)
+    plots.plot_schedules(study, png)
+    for name, lrs, curve in zip(study.schedules, study.lrs, study.curves):
+        print(f"{name:>9}: lr {lrs[0]:.3g} -> {lrs[-1]:.3g} (peak {max(lrs):.3g}), J {curve.losses[-1]:.4f} after "
+              f"{len(curve.losses) - 1} epochs")
+    _wrote(png, csv_path)
 
 
 def _add_sweep(commands: argparse._SubParsersAction) -> None:

@@ -16,12 +16,13 @@ from tinygrad_lite.studies.batches import BatchStudy
 from tinygrad_lite.studies.compare import Comparison
 from tinygrad_lite.studies.ema import EmaResult, window
 from tinygrad_lite.studies.race import RaceResult
+from tinygrad_lite.studies.schedules import ScheduleStudy
 
 INSTALL_HINT = 'plotting needs matplotlib: pip install "tinygrad_lite[viz]"'
 DPI = 100
 RACE_SIZE = (7.0, 6.0)  # inches; 700 x 600 pixels at DPI
 EMA_SIZE = (12.0, 4.5)
-CURVES_SIZE = (11.0, 4.5)  # two panels side by side: batches and compare
+CURVES_SIZE = (11.0, 4.5)  # two panels side by side: batches, compare and schedules
 GIF_DPI = 60
 GIF_FRAMES = 60
 GIF_FPS = 12
@@ -310,4 +311,26 @@ def plot_compare(result: Comparison, path: str) -> None:
     by_time.set_xlabel("training seconds")
     by_time.set_title("the same runs against wall-clock time")
     by_step.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_schedules(study: ScheduleStudy, path: str) -> None:
+    """The lr of every epoch (left) and J after every epoch on a log scale (right), one colour per schedule."""
+    plt = pyplot()
+    fig, (rates, losses) = plt.subplots(1, 2, figsize=CURVES_SIZE, layout="constrained", sharex=True)
+    colors = plt.get_cmap("tab10")(np.arange(len(study.schedules)) % 10)
+    for name, lrs, curve, color in zip(study.schedules, study.lrs, study.curves, colors):
+        rates.stairs(lrs, np.arange(len(lrs) + 1), baseline=None, color=color, linewidth=1.8, label=name)
+        losses.plot(curve.epochs, curve.losses, color=color, linewidth=1.5,
+                    label=f"{name}: final J {curve.losses[-1]:.3g}")
+    warmup = f", {study.warmup} epochs of warm-up" if study.warmup else ""
+    rates.set_title(f"the lr each epoch trains with ({study.optimizer}, base lr {study.lr:g}{warmup})", fontsize=10)
+    rates.set_xlabel("epoch")
+    rates.set_ylabel("learning rate")
+    rates.legend(fontsize=8)
+    losses.set_yscale("log")
+    losses.set_title("the same runs: J after each epoch", fontsize=10)
+    losses.set_xlabel("epoch")
+    losses.set_ylabel("cost J over the whole dataset (log scale)")
+    losses.legend(fontsize=8)
     _save(fig, path)

@@ -251,10 +251,7 @@ def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | No
             metrics["test_loss"], metrics["test_accuracy"] = evaluate(model, X_test, y_test, regression)
         metrics["seconds"] = seconds_before + end.seconds
         result.history.append(metrics)
-        if isinstance(result.scheduler, lr_scheduler.ReduceLROnPlateau):
-            result.scheduler.step(metrics.get("test_loss", end.loss))
-        elif result.scheduler is not None:
-            result.scheduler.step()
+        step_schedule(result.scheduler, metrics.get("test_loss", end.loss))
         if bar is not None:
             bar.set_postfix(loss=f"{end.loss:.4f}", refresh=False)
             bar.update()
@@ -378,6 +375,14 @@ def lr_schedule(name: str, optimizer: optim.Optimizer, epochs: int,
         return main
     ramp = lr_scheduler.LinearLR(optimizer, start_factor=1 / (warmup + 1), total_iters=warmup)
     return ramp if main is None else lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+def step_schedule(scheduler: lr_scheduler.LRScheduler | None, loss: float) -> None:
+    """Step `lr_schedule`'s scheduler at the end of an epoch; `loss` is what ReduceLROnPlateau watches."""
+    if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(loss)
+    elif scheduler is not None:
+        scheduler.step()
 
 
 def _settings(config: TrainConfig, test_fraction: float, options: dict[str, Any]) -> dict:
