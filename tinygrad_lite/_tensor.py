@@ -33,7 +33,7 @@ _rebinds = itertools.count(1)
 rebind_epoch = 0
 
 
-def _rebound() -> None:
+def note_rebind() -> None:
     """Record that a tensor's `.data` or `.grad` now refers to another array (after the assignment)."""
     global rebind_epoch
     rebind_epoch = next(_rebinds)
@@ -346,7 +346,7 @@ class Tensor:
     @data.setter
     def data(self, value: Any) -> None:
         self._data = np.asarray(value)
-        _rebound()
+        note_rebind()
 
     @property
     def grad(self) -> np.ndarray | None:
@@ -368,7 +368,7 @@ class Tensor:
                     f"assigned grad has shape {value.shape}, expected the tensor's shape {self._data.shape}"
                 )
             self._grad = value.astype(self._data.dtype, copy=False)
-        _rebound()
+        note_rebind()
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
         if self._grad is not None and self._grad.flags.writeable:
@@ -378,7 +378,7 @@ class Tensor:
             self._grad = grad.astype(self._data.dtype)  # a copy: the backward pass may share `grad` with another tensor
         else:
             self._grad = (self._grad + grad).astype(self._data.dtype, copy=False)
-        _rebound()
+        note_rebind()
 
     # ---- properties ----------------------------------------------------------------------------
 

@@ -219,9 +219,9 @@ class _FlatBuffer:
 
     def rebound(self) -> list[int]:
         """Indices of parameters whose `.data` is no longer their view; raises if one no longer fits."""
-        if all(map(operator.is_, [p.data for p in self.params], self.param_views)):
+        if all(map(operator.is_, [p._data for p in self.params], self.param_views)):
             return []
-        moved = [i for i, (p, view) in enumerate(zip(self.params, self.param_views)) if p.data is not view]
+        moved = [i for i, (p, view) in enumerate(zip(self.params, self.param_views)) if p._data is not view]
         for i in moved:
             data, view = self.params[i].data, self.param_views[i]
             if data.shape != view.shape or data.dtype != view.dtype:
@@ -236,24 +236,26 @@ class _FlatBuffer:
         """Copy rebound data and grads kept elsewhere into the buffers; which parameters have a grad (None: all).
 
         Each copied `.data` or `.grad` is then rebound to its view (same values), so backward and the next
-        step find it in place.
+        step find it in place. The views are assigned to the engine's fields directly, as `in_place` reads
+        them (they have the tensor's shape and dtype by construction), and the engine is told once.
         """
         for i in moved:
             p, view = self.params[i], self.param_views[i]
-            np.copyto(view, p.data)
-            p.data = view
-        grads = [p.grad for p in self.params]
+            np.copyto(view, p._data)
+            p._data = view
+        grads = [p._grad for p in self.params]
         has_grad = [grad is not None for grad in grads]
         if all(has_grad) and not any(map(operator.is_, grads, self.grad_views)):
             # The loop after zero_grad(): every grad new from backward. One call copies them all.
-            np.concatenate([grad.reshape(-1) for grad in grads], out=self.grad_buf, casting="same_kind")
+            np.concatenate([grad.ravel() for grad in grads], out=self.grad_buf)  # casting: same_kind
             for p, view in zip(self.params, self.grad_views):
-                p.grad = view
-            return None
-        for p, grad, view in zip(self.params, grads, self.grad_views):
-            if grad is not None and grad is not view:
-                np.copyto(view, grad, casting="same_kind")
-                p.grad = view
+                p._grad = view
+        else:
+            for p, grad, view in zip(self.params, grads, self.grad_views):
+                if grad is not None and grad is not view:
+                    np.copyto(view, grad, casting="same_kind")
+                    p._grad = view
+        _tensor.note_rebind()
         return None if all(has_grad) else has_grad
 
     def grads_finite(self, has_grad: list[bool] | None) -> bool:
@@ -574,15 +576,18 @@ class Optimizer:
         backward adds into the buffer and the step copies nothing: the fastest loop, when every parameter
         gets a grad (a zero grad still moves a parameter under momentum or Adam, a missing one does not).
         """
+        if set_to_none:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p._grad = None
+            _tensor.note_rebind()
+            return
         for group, buffers in zip(self.param_groups, self._buffers):
             for buffer in buffers:
-                if not set_to_none:
-                    buffer.grad_buf.fill(0)  # all the views at once
+                buffer.grad_buf.fill(0)  # all the views at once
             views = {id(view) for buffer in buffers for view in buffer.grad_views}
             for p in group["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None and id(p.grad) not in views:
+                if p.grad is not None and id(p.grad) not in views:
                     p.grad[...] = 0
 
     # ---- state ---------------------------------------------------------------------------------
