@@ -12,7 +12,8 @@ glibc keeping freed memory (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) as i
 
 Rows: `Adam.step()` on one tensor of 1e3 ... 1e7 elements and on 200 tensors of 1,000 (grads left
 in place between steps, as in optim_step.py's `optimizer.step()` column); SGD with momentum on one
-tensor of 1e3; the toy and mlp training steps of train_step.py (forward, backward, zero_grad, Adam).
+tensor of 1e3; the toy and mlp training steps of train_step.py (forward, backward, zero_grad, Adam), with
+zero_grad() as PyTorch's default (grads set to None) and with zero_grad(set_to_none=False).
 """
 
 from __future__ import annotations
@@ -53,9 +54,14 @@ def worker() -> dict:
         options = {"momentum": 0.9} if rule == "SGD" else {}
         optimizer = getattr(optim, rule)(params, lr=1e-3, **options)
         out[f"{rule}.step() {count} x {n:.0e}"] = measure(optimizer.step, repeats=9, target=0.03)["median"] * 1e6
+    zero_grad = optim.Optimizer.zero_grad
     for name in TRAIN_MODELS:
-        step = tinygrad_step(*MODELS[name], "numba")
-        out[f"train step {name}"] = measure(step, repeats=9, target=0.05)["median"] * 1e6
+        for set_to_none in (True, False):  # train_step's loop calls opt.zero_grad(): the default, then keeping arrays
+            optim.Optimizer.zero_grad = lambda self, set_to_none=set_to_none: zero_grad(self, set_to_none)
+            step = tinygrad_step(*MODELS[name], "numba")
+            label = "" if set_to_none else ", zero_grad(set_to_none=False)"
+            out[f"train step {name}{label}"] = measure(step, repeats=9, target=0.05)["median"] * 1e6
+    optim.Optimizer.zero_grad = zero_grad
     return out
 
 

@@ -166,7 +166,7 @@ class _FlatBuffer:
         self.state = self.fresh_state(self.param_buf, group)
         self.state_views = {name: self._views_of(buf) for name, buf in zip(self.state._fields, self.state)}
         self.steps = np.zeros(len(params), np.int64)  # each parameter's step count
-        self.uniform = True  # all counts equal: a step can be one call over the whole buffer
+        self.uniform, self.count = True, 0  # all counts equal (to count): a step can be one call over the buffer
         self.rule, self.backend = rule, backend
         self.arrays = [self.param_buf, self.grad_buf, *self.state]
         self.update = self._update = self._bind(self.arrays)
@@ -288,6 +288,13 @@ class _FlatBuffer:
     def set_steps(self, steps: Any) -> None:
         self.steps[...] = steps
         self.uniform = len(self.steps) == 0 or bool((self.steps == self.steps[0]).all())
+        self.count = int(self.steps[0]) if self.uniform and len(self.steps) else 0  # every count, when uniform
+
+    def step_all(self, scalars: Callable[[dict[str, Any], int], dict[str, Any]], group: dict[str, Any]) -> None:
+        """The common step: every count equal and every grad present, so one call over the whole buffer."""
+        step = self.count = self.count + 1
+        self.update(**scalars(group, step))
+        self.steps.fill(step)
 
 
 class _LowBitBuffer(_FlatBuffer):
@@ -562,9 +569,7 @@ class Optimizer:
         hyperparameters = self._hyperparameters
         for i, (group, buffer) in enumerate(pairs):
             if buffer.uniform and (has_grad is None or has_grad[i] is None):
-                step = buffer.steps.item(0) + 1
-                buffer.update(**hyperparameters(group, step))  # the common case: one call over the whole buffer
-                buffer.steps.fill(step)
+                buffer.step_all(hyperparameters, group)
             else:
                 buffer.step_some(None if has_grad is None else has_grad[i], hyperparameters, group)
         return loss
