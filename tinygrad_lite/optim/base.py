@@ -590,10 +590,13 @@ class Optimizer:
         for group, buffers in zip(self.param_groups, self._buffers):
             for buffer in buffers:
                 buffer.grad_buf.fill(0)  # all the views at once
-            views = {id(view) for buffer in buffers for view in buffer.grad_views}
-            for p in group["params"]:
-                if p.grad is not None and id(p.grad) not in views:
-                    p.grad[...] = 0
+                for p, view in zip(buffer.params, buffer.grad_views):
+                    if p._grad is not None and p._grad is not view:  # a grad kept elsewhere, zeroed where it is
+                        p._grad[...] = 0
+            if not buffers:  # a subclass with its own step() has no flat buffers
+                for p in group["params"]:
+                    if p._grad is not None:
+                        p._grad[...] = 0
 
     # ---- state ---------------------------------------------------------------------------------
 
