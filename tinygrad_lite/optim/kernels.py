@@ -24,7 +24,8 @@ same result. The kernel rules:
   the estimate is well defined) and the buffers fit in cache (`_estimate`); otherwise, and always
   in float64, the loop divides exactly.
 - Threads. Below `PARALLEL_THRESHOLD` elements the serial kernel runs. Above it a `prange`
-  kernel runs the serial loop on 4096-element blocks on `numba.get_num_threads()` threads
+  kernel runs the serial loop on work items (runs of whole 4096-element blocks, `_work_item`) on
+  `numba.get_num_threads()` threads
   (NUMBA_NUM_THREADS, or `tinygrad_lite.set_num_threads(n)`; one thread means the serial kernel).
   Left at their defaults, these threads made the fused step lose to plain numpy (issue 10: a
   digits MLP took 190 ms an epoch against numpy's 38) for two reasons, and the design answers each:
@@ -41,14 +42,17 @@ same result. The kernel rules:
   - Busy machines. A parallel launch ends only when every thread has joined it. While another
     process holds a core, the second thread may wait a scheduler time slice (7.9-25 ms measured,
     against 20 us for the serial loop at 66k elements), and with fixed shares its half waited with
-    it. So the threads do not get fixed shares: each claims the next free block from an atomic
-    counter (`_claim`, one atomic add per 4096 elements), and a thread that turns up late finds the
-    work done. Each lane counts its blocks; when one thread did more than halfway between its share and
-    all of it (75% of the blocks with two threads), the others did not turn up in time, and the
+    it. So the threads do not get fixed shares: each claims the next free work item from an atomic
+    counter (`_claim`), and a thread that turns up late finds the work done. An item is about an
+    eighth of a thread's share: long enough that each thread streams long runs of every array (with
+    4096-element items in turn, Adam at 1e7 elements took 1.2-2x the time of contiguous halves, in
+    alternating processes), short enough to share the work. Each lane counts its items; when one
+    thread did more than halfway between its share and all of it (75% of the items with two
+    threads), the others did not turn up in time, and the
     next launches run the serial kernel (1, then 2, 4 ... up to _MAX_BACKOFF launches, reset by one
     launch that was shared; `_Helpers`). The same rule keeps the serial kernel where a buffer is
     too small for a passive thread's wake-up to pay.
-  Serial and parallel kernels do the same arithmetic on every element (blocks start at multiples of
+  Serial and parallel kernels do the same arithmetic on every element (items start at multiples of
   4096, so the vector loop and its tail cover the same elements), so which one ran a step never
   changes a number; tests/test_threads.py checks them bit for bit. NUMBA_THREADING_LAYER still picks
   the layer (the wait policy matters only to omp; workqueue, which never spins, is not safe to call
@@ -231,12 +235,7 @@ def _claim(typingctx, claims):
 
 @numba.njit(cache=True)
 def _work_item(n, lanes):
-    """Elements per parallel work item: about an eighth of each thread's share, rounded up to _BLOCK.
-
-    Long items keep each thread's reads sequential, which the prefetchers need (4,096-element items
-    handed out in turn were 18% slower at 1e7 elements than one contiguous half per thread); eight per
-    thread still let a thread that turns up late find most of the work done by the other.
-    """
+    """Elements per parallel work item: about an eighth of each thread's share, in whole _BLOCKs (see the docstring)."""
     per_lane = -(-n // (8 * lanes))
     return max(_BLOCK, -(-per_lane // _BLOCK) * _BLOCK)
 
