@@ -149,9 +149,11 @@ def test_the_reciprocal_estimate_needs_a_normal_float32_eps():
     assert kernels._estimate(tiny, 1000) and kernels._estimate(1e-8, 1000)
     for eps in (0.0, 1e-39, float(np.nextafter(np.float32(tiny), np.float32(0)))):
         assert not kernels._estimate(eps, 1000)
-        assert kernels.RMSPropScalars.rmsprop(1000, lr=0.01, beta=0.9, eps=eps, weight_decay=0.0).estimate is False
-        assert kernels.AdamScalars.adam(1000, **ADAM_STEP_1, eps=eps, weight_decay=0.0).estimate is False
-        assert kernels.AdamScalars.adamw(1000, **ADAM_STEP_1, eps=eps, weight_decay=0.01).estimate is False
+        rmsprop = kernels.RMSPropScalars.rmsprop(1000, lr=0.01, beta=0.9, eps=eps, weight_decay=0.0)
+        adam = kernels.AdamScalars.adam(1000, **ADAM_STEP_1, eps=eps, weight_decay=0.0)
+        adamw = kernels.AdamScalars.adamw(1000, **ADAM_STEP_1, eps=eps, weight_decay=0.01)
+        assert kernels.RMSPropScalars(*rmsprop).estimate is False
+        assert kernels.AdamScalars(*adam).estimate is False and kernels.AdamScalars(*adamw).estimate is False
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -163,7 +165,9 @@ def test_each_record_names_the_kernel_arguments_in_order(rule):
                   "adam_amsgrad": functional.AdamAMSGradState, "adamw_amsgrad": functional.AdamAMSGradState,
                   "adagrad": functional.AdagradState, "rmsprop_momentum": functional.RMSPropMomentumState,
                   "lion": functional.LionState, "nadam": functional.NAdamState}[rule]
-    scalars = make_scalars.__self__  # the record class whose constructor it is
+    scalars = getattr(kernels, make_scalars.__qualname__.split(".")[0])  # the record whose values it gives
+    values = make_scalars(1000, **at_step(rule, random_hyperparameters(rule, np.random.default_rng(0)), 1))
+    assert len(values) == len(scalars._fields)
     expected = ("param", "grad", *state_type._fields, *scalars._fields)
     assert tuple(inspect.signature(serial.py_func).parameters) == expected
     assert tuple(inspect.signature(parallel.py_func).parameters) == (*expected, "claims")  # its block counter

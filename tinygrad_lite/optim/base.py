@@ -290,11 +290,6 @@ class _FlatBuffer:
         self.uniform = len(self.steps) == 0 or bool((self.steps == self.steps[0]).all())
         self.count = int(self.steps[0]) if self.uniform and len(self.steps) else 0  # every count, when uniform
 
-    def step_all(self, scalars: Callable[[dict[str, Any], int], dict[str, Any]], group: dict[str, Any]) -> None:
-        """The common step: every count equal and every grad present, so one call over the whole buffer."""
-        step = self.count = self.count + 1
-        self.update(**scalars(group, step))
-        self.steps.fill(step)
 
 
 class _LowBitBuffer(_FlatBuffer):
@@ -569,7 +564,10 @@ class Optimizer:
         hyperparameters = self._hyperparameters
         for i, (group, buffer) in enumerate(pairs):
             if buffer.uniform and (has_grad is None or has_grad[i] is None):
-                buffer.step_all(hyperparameters, group)
+                # The common step: every count equal and every grad present, so one call over the whole buffer.
+                step = buffer.count = buffer.count + 1
+                buffer.update(**hyperparameters(group, step))
+                buffer.steps.fill(step)
             else:
                 buffer.step_some(None if has_grad is None else has_grad[i], hyperparameters, group)
         return loss
