@@ -291,7 +291,6 @@ class _FlatBuffer:
         self.count = int(self.steps[0]) if self.uniform and len(self.steps) else 0  # every count, when uniform
 
 
-
 class _LowBitBuffer(_FlatBuffer):
     """A flat buffer whose state is stored as bfloat16 words or block-wise int8 codes (lowbit.py).
 

@@ -618,10 +618,10 @@ class NAdamScalars(NamedTuple):
     @staticmethod
     def nadam(size, *, lr, beta1, beta2, eps, weight_decay, mu, mu_next, bias_correction2):
         return (beta1, 1 - beta1, beta2, 1 - beta2, eps, weight_decay, mu, 1 - mu, lr * (1 - mu), mu_next,
-                             1 - mu_next, lr * mu_next, 1 / math.sqrt(bias_correction2), _estimate(eps, size))
+                1 - mu_next, lr * mu_next, 1 / math.sqrt(bias_correction2), _estimate(eps, size))
 
 
-# rule -> (serial kernel, parallel kernel, (size, **the rule's keywords) -> the kernel's scalar record)
+# rule -> (serial kernel, parallel kernel, (size, **the rule's keywords) -> the values of its scalar record)
 _RULES: dict[str, tuple[Callable, Callable, Callable]] = {
     "sgd": (_sgd_serial, _sgd_parallel, SGDScalars.sgd),
     "momentum": (_momentum_serial, _momentum_parallel, MomentumScalars.momentum),
