@@ -206,11 +206,7 @@ def train(config: TrainConfig, on_start: Callable[[TrainConfig, int], None] | No
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
     if config.schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {config.schedule!r}, expected one of {SCHEDULES}")
-    if not 0 <= config.warmup < config.epochs:
-        raise ValueError(f"warmup must be in [0, epochs), got {config.warmup} with {config.epochs} epochs")
-    if config.warmup and config.schedule == "plateau":
-        raise ValueError("warmup cannot come before the plateau schedule (SequentialLR cannot hold "
-                         "ReduceLROnPlateau, as in PyTorch)")
+    check_warmup((config.schedule,), config.epochs, config.warmup)
     if config.save_every is not None and config.save_every < 1:
         raise ValueError(f"save_every must be >= 1, got {config.save_every}")
     options = optimizer_options(config)
@@ -375,6 +371,15 @@ def lr_schedule(name: str, optimizer: optim.Optimizer, epochs: int,
         return main
     ramp = lr_scheduler.LinearLR(optimizer, start_factor=1 / (warmup + 1), total_iters=warmup)
     return ramp if main is None else lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+def check_warmup(schedules: tuple[str, ...], epochs: int, warmup: int, caller: str = "") -> None:
+    """Raise ValueError unless `warmup` epochs of warm-up fit in `epochs` and can precede each of `schedules`."""
+    if not 0 <= warmup < epochs:
+        raise ValueError(f"{caller}warmup must be in [0, epochs), got {warmup} with {epochs} epochs")
+    if warmup and "plateau" in schedules:
+        raise ValueError(f"{caller}warmup cannot come before the plateau schedule (SequentialLR cannot hold "
+                         "ReduceLROnPlateau, as in PyTorch)")
 
 
 def step_schedule(scheduler: lr_scheduler.LRScheduler | None, loss: float) -> None:

@@ -65,10 +65,7 @@ def schedule_study(schedules: tuple[str, ...] = DEFAULT_SCHEDULES, *, dataset: s
     unknown = [name for name in schedules if name not in training.SCHEDULES]
     if not schedules or unknown:
         raise ValueError(f"schedule_study: expected schedules from {training.SCHEDULES}, got {schedules}")
-    if not 0 <= warmup < epochs:
-        raise ValueError(f"schedule_study: warmup must be in [0, epochs), got {warmup} with {epochs} epochs")
-    if warmup and "plateau" in schedules:
-        raise ValueError("schedule_study: warmup cannot come before the plateau schedule")
+    training.check_warmup(schedules, epochs, warmup, caller="schedule_study: ")
     lr = LR_FACTOR * registry.default_lr(optimizer, dataset) if lr is None else lr  # a ValueError names the choices
     X, y = training.DATASETS[dataset](samples, seed=seed)
     sizes_of = [X.shape[1], *hidden, int(y.max()) + 1]
