@@ -78,7 +78,7 @@ def main() -> None:
         print(f"max |difference| = {np.max(np.abs(by_hand - autograd)):.2e}\n")
     print("The same backward pass, step by step (tinygrad_lite.trace):")
     print(tr.table())
-    print("\nmul and sum are J = mean(L); binary_cross_entropy sends dJ/dA2 = (A2 - Y) / (A2 (1 - A2)) / m;\n"
+    print("\nmean is J = mean(L), 1/m to each loss; binary_cross_entropy sends dJ/dA2 = (A2 - Y) / (A2 (1 - A2)) / m;\n"
           "sigmoid turns it into dZ2 / m; the linear steps send dW2, db2, then dW1, db1 (rows of the grads above).")
 
 

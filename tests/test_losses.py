@@ -162,3 +162,18 @@ def test_loss_errors_name_the_problem(call, error, fragments):
         call()
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+def test_mse_loss_and_mean_are_one_node_each_with_first_and_second_derivatives():
+    import tinygrad_lite
+
+    x, y = Tensor(PRED, requires_grad=True), Tensor(TARGET, requires_grad=True)
+    loss = F.mse_loss(x, y)
+    assert loss.grad_fn.name == "mean" and loss.grad_fn.inputs[0].grad_fn.name == "squared_error"
+    assert gradcheck(lambda a, b: F.mse_loss(a, b), x, y)
+    assert gradcheck(lambda a: a.mean(axis=1, keepdims=True), x)
+    # d^2/dx^2 of the mean of (x - y)^2 is 2/n, and the mixed derivative d^2/dx dy is -2/n, everywhere.
+    (dx,) = tinygrad_lite.grad(F.mse_loss(x, y), [x], create_graph=True)
+    second, mixed = tinygrad_lite.grad(dx.sum(), [x, y])
+    np.testing.assert_allclose(second.data, np.full(PRED.shape, 2 / PRED.size), rtol=1e-12)
+    np.testing.assert_allclose(mixed.data, np.full(PRED.shape, -2 / PRED.size), rtol=1e-12)

@@ -821,12 +821,7 @@ class Tensor:
     @torch_keywords
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Sum divided by the number of elements reduced (nan for an empty reduction, as numpy)."""
-        if axis is not None:
-            ops.check_axis("mean", axis, self.shape)  # before sum, so the error names mean
-        x = self._floating()  # torch refuses an integer mean; numpy (and this) gives a float
-        total = x.sum(axis=axis, keepdims=keepdims)
-        count = x._data.size // max(total._data.size, 1) if x._data.size else 0
-        return total * (1 / count if count else float("nan"))
+        return ops.Mean.apply(self._floating(), axis=axis, keepdims=keepdims)  # torch refuses integers; this casts
 
     @torch_keywords
     def amax(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:

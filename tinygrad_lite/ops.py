@@ -518,6 +518,29 @@ class Sum(Function):
         return (broadcast_to(_expand_reduced(grad, shape, axis, keepdims), shape),)
 
 
+class Mean(Function):
+    """mean over axis: the sum times 1/n, n the number of values reduced (nan when none);  dx = g/n broadcast back.
+
+    One node for what the cost J = mean(L) is, rather than a sum and a product: the same values,
+    one forward and one backward fewer.
+    """
+
+    def forward(self, x, axis=None, keepdims=False):
+        if axis is not None:
+            axis = check_axis("mean", axis, x.shape)
+        total = x.sum(axis=axis, keepdims=keepdims)
+        count = x.size // max(np.size(total), 1)
+        scale = x.dtype.type(1 / count if count else float("nan"))
+        self.save_for_backward(x.shape, axis, keepdims, scale)
+        return total * scale
+
+    def backward(self, grad):
+        shape, axis, keepdims, scale = self.saved
+        if axis is None and not keepdims:
+            return (broadcast_to(grad * scale, shape),)
+        return (broadcast_to(_expand_reduced(grad * scale, shape, axis, keepdims), shape),)
+
+
 class Max(Function):
     """Max over `axis`; tied maxima share the gradient equally, as PyTorch's `amax` does."""
 
@@ -750,6 +773,26 @@ class Softmax(Function):
 
 
 # ---- losses that need their own backward -------------------------------------------------------
+
+
+class SquaredError(Function):
+    """(x - y)^2 elementwise: mse_loss's per-example loss L, one node rather than a difference and a product.
+
+    dx = 2 g (x - y),  dy = -2 g (x - y); written g d + g d, the very sum the two-node graph gave.
+    """
+
+    name = "squared_error"
+
+    def forward(self, x, y):
+        self.save_for_backward(x, y)
+        diff = x - y
+        return diff * diff
+
+    def backward(self, grad):
+        x, y = self.saved
+        half = grad * (x - y)
+        twice = half + half
+        return (twice if _needs_grad(self, 0) else None, -twice if _needs_grad(self, 1) else None)
 
 
 class BinaryCrossEntropy(Function):

@@ -73,7 +73,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     """int64 of shape (*tensor.shape, num_classes) with a 1 at each class index, as torch; -1 means max + 1."""
     labels = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
-    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+    if labels.size and labels.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected integer class indices, got dtype {labels.dtype}")
     if num_classes == -1:
         if not labels.size:
@@ -225,10 +225,9 @@ def _weighted(loss: Tensor, weight: Any) -> Tensor:
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """L = (input - target)^2; J = mean(L)."""
-    target = as_tensor(target, input)
+    target = _float_target(target, input)
     _check("mse_loss", input, target, reduction)
-    diff = input - target
-    return _reduce(diff * diff, reduction)
+    return _reduce(ops.SquaredError.apply(input, target), reduction)
 
 
 def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -293,8 +292,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     return _reduce(_weighted(loss, weight), reduction)
 
 
-def _class_labels(name: str, input: Tensor, target: Any, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels with ignored ones set to 0, mask of the kept ones), checked against input (C,), (N, C), (N, C, d...)."""
+def _class_labels(name: str, input: Tensor, target: Any, ignore_index: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(labels with ignored ones set to 0, mask of the kept ones or None when all are kept), checked against input
+    (C,), (N, C), (N, C, d...)."""
     if input.ndim < 1:
         raise ValueError(f"{name}: input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-d tensor")
     labels = np.asarray(target.data if isinstance(target, Tensor) else target)
@@ -304,12 +304,16 @@ def _class_labels(name: str, input: Tensor, target: Any, ignore_index: int) -> t
             f"{name}: target has shape {labels.shape}, expected {expected} class indices for input of shape "
             f"{input.shape} (input (C,), (N, C) or (N, C, d1, ...) takes target (), (N,) or (N, d1, ...))"
         )
-    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+    if labels.size and labels.dtype.kind not in "iu":
         if labels.dtype.kind not in "fb" or not np.all(labels == np.round(labels)):
             raise ValueError(f"{name}: target must hold integer class indices, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64)
-    keep = labels != ignore_index
+    labels = labels.astype(np.int64, copy=False)
     classes = input.shape[0 if input.ndim == 1 else 1]
+    if labels.size:  # the usual batch: every label a class and none ignored, found from two reductions
+        lowest, highest = labels.min(), labels.max()
+        if 0 <= lowest and highest < classes and not lowest <= ignore_index <= highest:
+            return labels, None
+    keep = labels != ignore_index
     out_of_range = keep & ((labels < 0) | (labels >= classes))
     if out_of_range.any():
         bad = labels[out_of_range].flat[0]
@@ -331,6 +335,8 @@ def _pick(input: Tensor, labels: np.ndarray) -> Tensor:
     """input[n, labels[n, ...], ...]: each position's entry of its target class (dim 1, or dim 0 for 1-D input)."""
     if input.ndim == 1:
         return input[labels]
+    if input.ndim == 2:
+        return input[np.arange(labels.shape[0]), labels]
     grids = np.indices(labels.shape, sparse=True)
     return input[(grids[0], labels, *grids[1:])]
 
@@ -344,11 +350,12 @@ def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int =
     return _nll(input, labels, keep, _class_weight("nll_loss", weight, input), reduction)
 
 
-def _nll(log_probs: Tensor, labels: np.ndarray, keep: np.ndarray, weight: np.ndarray | None,
+def _nll(log_probs: Tensor, labels: np.ndarray, keep: np.ndarray | None, weight: np.ndarray | None,
          reduction: str) -> Tensor:
     picked = _pick(log_probs, labels)
-    if weight is None and keep.all():
+    if weight is None and (keep is None or keep.all()):
         return _reduce(-picked, reduction)
+    keep = np.ones(labels.shape, bool) if keep is None else keep
     scale = keep.astype(log_probs.dtype) if weight is None else weight[labels] * keep
     loss = -picked * scale
     if reduction == "mean":
@@ -392,6 +399,7 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
     nll = _nll(log_probs, labels, keep, class_weight, reduction)
     if label_smoothing == 0:
         return nll
+    keep = np.ones(labels.shape, bool) if keep is None else keep
     smooth = -(log_probs if per_class is None else log_probs * per_class).sum(axis=class_dim) * keep
     if reduction == "mean":
         kept = keep.sum() if class_weight is None else (class_weight[labels] * keep).sum()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-import operator
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -150,6 +149,19 @@ def _layout_of(params: list[Tensor]) -> _Layout:
     return layout
 
 
+def _adopt_data(p: Tensor, view: np.ndarray) -> None:
+    """Copy a parameter's rebound `.data` into its buffer view and rebind it there; raises if it no longer fits."""
+    data = p._data
+    if data.shape != view.shape or data.dtype != view.dtype:
+        raise ValueError(
+            f"a parameter's data changed from shape {view.shape} {view.dtype} to {data.shape} {data.dtype} "
+            "after it was given to the optimizer; its state no longer fits (create a new optimizer for the "
+            "new parameters)"
+        )
+    np.copyto(view, data)
+    p._data = view
+
+
 class _FlatBuffer:
     """One param group's parameters of one dtype: their layout, the rule's state record and a step count each.
 
@@ -165,8 +177,9 @@ class _FlatBuffer:
         self.state_type = state_type
         self.state = self.fresh_state(self.param_buf, group)
         self.state_views = {name: self._views_of(buf) for name, buf in zip(self.state._fields, self.state)}
-        self.steps = np.zeros(len(params), np.int64)  # each parameter's step count
+        self._steps = np.zeros(len(params), np.int64)  # each parameter's step count: read it as `steps`
         self.uniform, self.count = True, 0  # all counts equal (to count): a step can be one call over the buffer
+        self._filled = 0  # the count `_steps` was last filled with while uniform
         self.rule, self.backend = rule, backend
         self.arrays = [self.param_buf, self.grad_buf, *self.state]
         self.update = self._update = self._bind(self.arrays)
@@ -209,54 +222,28 @@ class _FlatBuffer:
                     **lowbit.decode(entry, names, source["block_size"])}
         return entry
 
-    def in_place(self) -> bool:
-        """Whether every parameter's `.data` and `.grad` are its views: a step has nothing to check or copy."""
-        # The engine's fields, read directly: three times cheaper than the properties, for a check made every step.
-        for p, data_view, grad_view in zip(self.params, self.param_views, self.grad_views):
-            if p._data is not data_view or p._grad is not grad_view:
-                return False
-        return True
-
-    def rebound(self) -> list[int]:
-        """Indices of parameters whose `.data` is no longer their view; raises if one no longer fits."""
-        if all(map(operator.is_, [p._data for p in self.params], self.param_views)):
-            return []
-        moved = [i for i, (p, view) in enumerate(zip(self.params, self.param_views)) if p._data is not view]
-        for i in moved:
-            data, view = self.params[i].data, self.param_views[i]
-            if data.shape != view.shape or data.dtype != view.dtype:
-                raise ValueError(
-                    f"a parameter's data changed from shape {view.shape} {view.dtype} to {data.shape} {data.dtype} "
-                    "after it was given to the optimizer; its state no longer fits (create a new optimizer for the "
-                    "new parameters)"
-                )
-        return moved
-
-    def gather(self, moved: list[int]) -> list[bool] | None:
-        """Copy rebound data and grads kept elsewhere into the buffers; which parameters have a grad (None: all).
+    def gather(self) -> list[bool] | None:
+        """Bring rebound data and grads kept elsewhere into the buffers; which parameters have a grad (None: all).
 
         Each copied `.data` or `.grad` is then rebound to its view (same values), so backward and the next
-        step find it in place. The views are assigned to the engine's fields directly, as `in_place` reads
-        them (they have the tensor's shape and dtype by construction), and the engine is told once.
+        step find it in place. The views are assigned to the engine's fields directly (they have the
+        tensor's shape and dtype by construction, and the engine stores a grad in its tensor's dtype), and
+        the engine is told once. This runs after every `zero_grad()`, so it is one plain loop. A `.data`
+        that no longer fits its view raises; nothing has been updated yet when it does.
         """
-        for i in moved:
-            p, view = self.params[i], self.param_views[i]
-            np.copyto(view, p._data)
-            p._data = view
-        grads = [p._grad for p in self.params]
-        has_grad = [grad is not None for grad in grads]
-        if all(has_grad) and not any(map(operator.is_, grads, self.grad_views)):
-            # The loop after zero_grad(): every grad new from backward. One call copies them all.
-            np.concatenate([grad.ravel() for grad in grads], out=self.grad_buf)  # casting: same_kind
-            for p, view in zip(self.params, self.grad_views):
+        missing = False
+        for p, data_view, view in zip(self.params, self.param_views, self.grad_views):
+            if p._data is not data_view:
+                _adopt_data(p, data_view)
+            grad = p._grad
+            if grad is not view:
+                if grad is None:
+                    missing = True
+                    continue
+                view[...] = grad
                 p._grad = view
-        else:
-            for p, grad, view in zip(self.params, grads, self.grad_views):
-                if grad is not None and grad is not view:
-                    np.copyto(view, grad, casting="same_kind")
-                    p._grad = view
         _tensor.note_rebind()
-        return None if all(has_grad) else has_grad
+        return [p._grad is not None for p in self.params] if missing else None
 
     def grads_finite(self, has_grad: list[bool] | None) -> bool:
         if has_grad is None:
@@ -285,10 +272,19 @@ class _FlatBuffer:
             self.steps[members] += 1
         self.set_steps(self.steps)
 
+    @property
+    def steps(self) -> np.ndarray:
+        """Each parameter's step count. While all are equal a step only advances `count`; this fills them in."""
+        if self.uniform and self._filled != self.count:
+            self._steps.fill(self.count)
+            self._filled = self.count
+        return self._steps
+
     def set_steps(self, steps: Any) -> None:
-        self.steps[...] = steps
-        self.uniform = len(self.steps) == 0 or bool((self.steps == self.steps[0]).all())
-        self.count = int(self.steps[0]) if self.uniform and len(self.steps) else 0  # every count, when uniform
+        self._steps[...] = steps
+        self.uniform = len(self._steps) == 0 or bool((self._steps == self._steps[0]).all())
+        self.count = int(self._steps[0]) if self.uniform and len(self._steps) else 0  # every count, when uniform
+        self._filled = self.count
 
 
 class _LowBitBuffer(_FlatBuffer):
@@ -508,7 +504,7 @@ class Optimizer:
                 for kind, ps in by_kind.items()] if self.rule else [])
         for buffers in self._buffers[len(self.param_groups):]:
             for buffer in buffers:
-                buffer.gather(list(range(len(buffer.params))))
+                buffer.gather()
         self.param_groups.extend(groups)
         self._checked.extend(dict(group) for group in groups)
         self._pairs = [(group, buffer) for group, buffers in zip(self.param_groups, self._buffers)
@@ -548,14 +544,12 @@ class Optimizer:
         pairs = self._pairs
         has_grad = None
         if _tensor.rebind_epoch != self._in_place_at:  # some tensor's data or grad moved since all were in place
-            for _, buffer in pairs:
-                if not buffer.in_place():
-                    moved = [buffer.rebound() for _, buffer in pairs]  # all first: a misfit raises before any move
-                    has_grad = [buffer.gather(m) for (_, buffer), m in zip(pairs, moved)]
-                    break
+            has_grad = [buffer.gather() for _, buffer in pairs]  # a misfit raises before any parameter moves
             # in place now unless some parameter has no grad; the gather's own rebinding came before this
-            every_grad = has_grad is None or all(has is None for has in has_grad)
+            every_grad = all(has is None for has in has_grad)
             self._in_place_at = _tensor.rebind_epoch if every_grad else -1
+            if every_grad:
+                has_grad = None
         if self.skip_nonfinite and not all([buffer.grads_finite(None if has_grad is None else has_grad[i])
                                             for i, (_, buffer) in enumerate(pairs)]):
             self.skipped_steps += 1
@@ -564,9 +558,8 @@ class Optimizer:
         for i, (group, buffer) in enumerate(pairs):
             if buffer.uniform and (has_grad is None or has_grad[i] is None):
                 # The common step: every count equal and every grad present, so one call over the whole buffer.
-                step = buffer.count = buffer.count + 1
-                buffer.update(**hyperparameters(group, step))
-                buffer.steps.fill(step)
+                buffer.count += 1
+                buffer.update(**hyperparameters(group, buffer.count))
             else:
                 buffer.step_some(None if has_grad is None else has_grad[i], hyperparameters, group)
         return loss
