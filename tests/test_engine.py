@@ -238,3 +238,28 @@ def test_manual_seed_rejects_bad_seeds():
     for bad in (-1, 1.5, "3", True):
         with pytest.raises(ValueError, match="seed"):
             manual_seed(bad)
+
+
+def test_a_leaf_keeps_an_unshared_grad_without_a_copy_and_never_shares_one():
+    from tinygrad_lite import trace
+
+    a, b = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    (a + b).sum().backward()  # add hands the same array to both inputs: each leaf gets its own copy
+    a.grad[...] = 5
+    np.testing.assert_array_equal(b.grad, 1)
+    w, x = Tensor(np.ones((2, 2)), requires_grad=True), Tensor(np.arange(6.0).reshape(3, 2))
+    (x @ w).sum().backward()  # matmul's dw is a new array that nothing else holds: kept as it is
+    assert w.grad.base is None and w.grad.flags.writeable
+    np.testing.assert_array_equal(w.grad, [[6, 6], [9, 9]])
+    kept = []
+    v = Tensor(np.ones(2), requires_grad=True)
+    v.register_hook(lambda g: kept.append(g))
+    (v * 3).sum().backward()  # a hook saw the grad: the leaf copies it
+    assert v.grad is not kept[0]
+    v.grad[...] = 0
+    np.testing.assert_array_equal(kept[0], 3)
+    u = Tensor(np.ones(2), requires_grad=True)
+    with trace() as tr:
+        (u * 2).sum().backward()  # a trace keeps every grad sent: the leaf copies it
+    u.grad[...] = 0
+    assert all(np.all(g == 2) for r in tr.records if r.op == "mul" for g in r.grad_inputs if g is not None)

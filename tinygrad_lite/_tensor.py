@@ -180,6 +180,9 @@ class Function:
 
     # Class-level defaults, rebound (never mutated) per node, so creating a node runs no __init__.
     inputs: tuple[Tensor, ...] | None = ()
+    # True where backward returns, for each input, an array it allocated (or a view of one) that it gives to no
+    # other input and keeps nowhere: the engine may then make it a leaf's .grad without copying it.
+    fresh_grads = False
     saved: tuple = ()
     kwargs: dict = {}  # forward's keyword arguments: a create_graph backward tells constants apart by them
     created_at: str | None = None
@@ -370,12 +373,16 @@ class Tensor:
             self._grad = value.astype(self._data.dtype, copy=False)
         note_rebind()
 
-    def _accumulate_grad(self, grad: np.ndarray) -> None:
+    def _accumulate_grad(self, grad: np.ndarray, owned: bool = False) -> None:
+        """Add `grad` into `.grad`; `owned` says no one else holds `grad`, so a first grad may be kept as it is."""
         if self._grad is not None and self._grad.flags.writeable:
             self._grad += grad  # in place, as PyTorch: whoever holds the array (an optimizer's buffer) sees the sum
             return
         if self._grad is None:
-            self._grad = grad.astype(self._data.dtype)  # a copy: the backward pass may share `grad` with another tensor
+            if owned and grad.dtype == self._data.dtype and grad.flags.writeable:
+                self._grad = grad
+            else:  # a copy: the backward pass may share `grad` with another tensor
+                self._grad = grad.astype(self._data.dtype)
         else:
             self._grad = (self._grad + grad).astype(self._data.dtype, copy=False)
         note_rebind()
@@ -1241,6 +1248,9 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             if node._ctx is None or node._retains_grad:
                 node._accumulate_grad(g._data)
     observer = _backward_observer
+    # Tensors whose pending grad no other tensor, saved value or observer can see: a leaf keeps such a grad as
+    # its .grad without the copy it otherwise makes (as PyTorch's AccumulateGrad steals an unshared gradient).
+    owned: set[int] = set()
     if create_graph:
         if observer is not None:
             observer = _observe_values(observer)
@@ -1260,18 +1270,26 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
                     continue
                 input_grads = _differentiable_backward(ctx, node, g) if create_graph else ctx.backward(g)
             else:  # a plain backward(), the hot path of training
-                if ctx is None or node._retains_grad:
-                    node._accumulate_grad(g)
                 if ctx is None:
+                    node._accumulate_grad(g, owned=id(node) in owned and not node._hooks)
                     continue
+                if node._retains_grad:
+                    node._accumulate_grad(g)
                 input_grads = ctx.backward(g)
             if observer is not None:
                 observer(node, ctx, g, input_grads)
+            fresh = ctx.fresh_grads and observer is None
             for parent, parent_grad in zip(ctx.inputs, input_grads):
                 if parent_grad is None or not parent.requires_grad:
                     continue
                 key = id(parent)
-                grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+                if key in grads:
+                    grads[key] = grads[key] + parent_grad
+                    owned.add(key)  # a new sum: nothing else holds it (only leaves look at this set)
+                else:
+                    grads[key] = parent_grad
+                    if fresh:
+                        owned.add(key)
             if not retain_graph:
                 ctx.release()
     finally:

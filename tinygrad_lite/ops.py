@@ -181,6 +181,8 @@ class Sub(Function):
 class Mul(Function):
     """a * b;  da = g*b,  db = g*a."""
 
+    fresh_grads = True
+
     def forward(self, a, b):
         _broadcast_shape("mul", a, b)
         self.save_for_backward(a, b)
@@ -232,6 +234,8 @@ class Pow(Function):
 class MatMul(Function):
     """a @ b;  da = g @ b.T,  db = a.T @ g (vectors and batches as numpy's @)."""
 
+    fresh_grads = True
+
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ValueError(
@@ -271,6 +275,8 @@ class Linear(Function):
 
     dx = g @ W,  dW = g.T @ x,  db = sum of g over the batch.
     """
+
+    fresh_grads = True
 
     def forward(self, x, weight, bias=None):
         if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[1] or (
