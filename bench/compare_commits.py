@@ -2,6 +2,7 @@
 
     python bench/compare_commits.py d33c75c HEAD             # prints a table (writes nothing)
     python bench/compare_commits.py d33c75c HEAD --rounds 7 --threads 1
+    python bench/compare_commits.py d33c75c HEAD --threads 2 --passive   # both with OMP_WAIT_POLICY=passive
 
 Each commit is checked out into a temporary git worktree, and every measurement runs in a fresh
 process that imports tinygrad_lite from that worktree; the worker code is this file's, so both
@@ -9,6 +10,8 @@ commits run the same measurement. The processes alternate (A, B, A, B, ...) and 
 median over the rounds of that round's B / A, so a shared machine's slow spells fall on both sides.
 Threads are pinned as in optim_step.py (Numba and OpenMP: --threads, default 2; BLAS: 1), with
 glibc keeping freed memory (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) as in a long run.
+`--passive` gives both commits OMP_WAIT_POLICY=passive, the wait policy later commits set themselves
+(issue 10), so that two threads compare the code and not the policies.
 
 Rows: `Adam.step()` on one tensor of 1e3 ... 1e7 elements and on 200 tensors of 1,000 (grads left
 in place between steps, as in optim_step.py's `optimizer.step()` column); SGD with momentum on one
@@ -65,8 +68,10 @@ def worker() -> dict:
     return out
 
 
-def run(tree: Path, threads: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+def run(tree: Path, threads: str, passive: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OMP_WAIT_POLICY")}
+    if passive:
+        env["OMP_WAIT_POLICY"] = "passive"
     env.update(PYTHONPATH=f"{tree}{os.pathsep}{ROOT / 'bench'}", NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
                OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_MMAP_THRESHOLD_="67108864",
                MALLOC_TRIM_THRESHOLD_="134217728")
@@ -78,11 +83,12 @@ def run(tree: Path, threads: str) -> dict:
 
 
 def main() -> None:
-    commits = check_args(__doc__, {"--rounds": True, "--threads": True}, positional=2)
+    commits = check_args(__doc__, {"--rounds": True, "--threads": True, "--passive": False}, positional=2)
     if len(commits) != 2:
         raise SystemExit("compare_commits: expected two commits, e.g. `python bench/compare_commits.py d33c75c HEAD`")
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
     threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "2"
+    passive = "--passive" in sys.argv
     with tempfile.TemporaryDirectory() as scratch:
         trees = []
         for i, commit in enumerate(commits):
@@ -94,7 +100,7 @@ def main() -> None:
             started = time.strftime("%Y-%m-%d %H:%M")
             for _ in range(rounds):
                 for side, tree in enumerate(trees):
-                    results[side].append(run(tree, threads))
+                    results[side].append(run(tree, threads, passive))
         finally:
             for tree in trees:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
@@ -105,7 +111,8 @@ def main() -> None:
         ratio = statistics.median(rb[key] / ra[key] for ra, rb in zip(*results))
         rows.append([key, f"{a:.2f}", f"{b:.2f}", f"{ratio:.2f}"])
     print(f"{commits[0]} (A) against {commits[1]} (B), {rounds} alternating rounds from {started}, "
-          f"NUMBA_NUM_THREADS=OMP_NUM_THREADS={threads}, BLAS 1 thread; load average after: "
+          f"NUMBA_NUM_THREADS=OMP_NUM_THREADS={threads}, BLAS 1 thread"
+          f"{', OMP_WAIT_POLICY=passive for both' if passive else ''}; load average after: "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     print(table(["case", "A (us)", "B (us)", "B / A (median of rounds)"], rows))
 
