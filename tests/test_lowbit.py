@@ -113,6 +113,21 @@ def test_table_encoder_equals_the_search(signed, block_size):
                                   lowbit.dequantize_blockwise(codes, absmax, signed, block_size))
 
 
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 200, 4096 + 17])
+@pytest.mark.parametrize("signed", [True, False])
+def test_decoders_return_the_map_exactly(signed, n):
+    """Every code, then random ones: the byte-permute decoder (where the CPU has AVX-512 VBMI) on whole runs of
+    64 codes and the table loop on the rest, and the table loop alone (the path of other CPUs)."""
+    table = lowbit.SIGNED_MAP if signed else lowbit.UNSIGNED_MAP
+    codes = np.concatenate([np.arange(256), np.random.default_rng(n).integers(0, 256, n)]).astype(np.uint8)
+    decoders = {"fast": kernels._decode_signed if signed else kernels._decode_unsigned,
+                "table": lambda c, out: kernels._decode_table(table, c, out)}
+    for name, decode in decoders.items():
+        out = np.full(codes.size, np.nan, np.float32)
+        decode(codes, out)
+        np.testing.assert_array_equal(out.view(np.uint32), table[codes].view(np.uint32), err_msg=name)
+
+
 def test_a_block_with_nan_or_inf_decodes_as_non_finite():
     x = np.ones(512, np.float32)
     x[3], x[300] = np.nan, np.inf

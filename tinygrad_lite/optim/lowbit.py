@@ -24,7 +24,9 @@ minimum. So a positive second moment is rounded to at least the smallest positiv
 
 Each rule here decodes the state, runs the float32 rule of `functional.py` on it and encodes
 the result: the readable meaning of the fused kernels in `kernels.py`, which have the same
-signatures and must store the same state bit for bit.
+signatures and must store the same state bit for bit. The kernels decode with the map itself
+(`SIGNED_MAP[codes]`, by AVX-512 VBMI byte permutes where the CPU has them) and encode with
+`encoding_table`, a constant-time replacement for the search in `quantize_blockwise`.
 """
 
 from __future__ import annotations
