@@ -1,6 +1,8 @@
 """Optimizer state in bfloat16 and block-wise int8: the codecs, the fused kernels against their numpy
 references (bit for bit on the stored state), and bitsandbytes / torch as outside oracles when installed."""
 
+import os
+
 import numpy as np
 import pytest
 from test_kernels import at_step, random_hyperparameters  # pytest puts tests/ on sys.path
@@ -126,6 +128,32 @@ def test_decoders_return_the_map_exactly(signed, n):
         out = np.full(codes.size, np.nan, np.float32)
         decode(codes, out)
         np.testing.assert_array_equal(out.view(np.uint32), table[codes].view(np.uint32), err_msg=name)
+
+
+def test_without_vbmi_the_kernels_compile_the_table_path_and_decode_the_same(tmp_path):
+    """A CPU without AVX-512 VBMI (the host's features less VBMI): no permutes are compiled, and int8 Adam
+    stores the same codes as on this CPU."""
+    import subprocess
+    import sys
+
+    from llvmlite import binding
+
+    features = ",".join(f for f in binding.get_host_cpu_features().flatten().split(",") if f != "+avx512vbmi")
+    script = (
+        "import numpy as np\n"
+        "from tinygrad_lite.optim import kernels, lowbit\n"
+        "assert not kernels._VBMI\n"
+        "codes = np.arange(256, dtype=np.uint8)\n"
+        "out = np.empty(256, np.float32)\n"
+        "kernels._decode_signed(codes, out)\n"
+        "assert (out.view(np.uint32) == lowbit.SIGNED_MAP.view(np.uint32)).all()\n"
+        "kernels._decode_unsigned(codes, out)\n"
+        "assert (out.view(np.uint32) == lowbit.UNSIGNED_MAP.view(np.uint32)).all()\n"
+        "print('table path')\n"
+    )
+    env = {**os.environ, "NUMBA_CPU_FEATURES": features, "NUMBA_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "table path" in result.stdout, result.stderr
 
 
 def test_a_block_with_nan_or_inf_decodes_as_non_finite():
