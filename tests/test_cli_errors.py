@@ -231,3 +231,29 @@ def test_a_warmup_the_schedule_cannot_follow_is_a_usage_error(capsys):
     assert "--warmup must be less than --epochs (3), got 3" in line
     line = _usage_error(capsys, [*SMALL_TRAIN, "--epochs", "3", "--warmup", "1", "--schedule", "plateau"])
     assert "--warmup cannot come before --schedule plateau" in line
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--optimizer", "adam", "--momentum", "0.9"], "optimizer 'adam' takes no momentum (it takes beta1, beta2"),
+    (["--optimizer", "adam", "--beta1", "1.5"], "invalid betas=(1.5, 0.999)"),
+    (["--optimizer", "sgd", "--momentum", "-1"], "invalid momentum=-1.0"),
+    (["--optimizer", "rmsprop", "--beta", "x"], "--beta: expected a number, got 'x'"),
+])
+def test_train_rule_options_the_optimizer_refuses_fail_before_any_folder(tmp_path, capsys, monkeypatch, extra,
+                                                                          fragment):
+    monkeypatch.chdir(tmp_path)
+    line = _usage_error(capsys, [*QUICK["train"], *extra])
+    assert line.startswith("tinygrad-lite train: ") and fragment in line
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder made
+
+
+def test_train_rule_options_reach_the_optimizer_and_are_announced(tmp_path, capsys, monkeypatch):
+    seen = {}
+    real = training.optimizer_options
+    monkeypatch.setattr(training, "optimizer_options", lambda config: seen.setdefault("options", real(config)))
+    status = cli.main([*QUICK["train"], "--optimizer", "adam", "--beta1", "0.8", "--weight-decay", "0.01",
+                       "--out", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert seen["options"] == {"betas": (0.8, 0.999), "weight_decay": 0.01}
+    assert out.startswith("train: adam lr 0.01, betas (0.8, 0.999), weight_decay 0.01, batch size 64")

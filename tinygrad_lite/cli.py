@@ -241,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", type=_optimizer, default=defaults.optimizer,
                    help=f"one of {','.join(registry.names())}; gd is sgd")
     p.add_argument("--lr", type=_float, default=None, help="learning rate (default " + _lr_defaults() + ")")
+    for option, meaning in (("momentum", "sgd's momentum"), ("beta", "momentum's and rmsprop's beta"),
+                            ("beta1", "the first of adam's, adamw's, nadam's and lion's betas"),
+                            ("beta2", "the second of those betas"), ("weight-decay", "the rule's weight decay")):
+        p.add_argument(f"--{option}", type=_float, default=None, metavar="X",
+                       help=f"{meaning} (default the optimizer's own)")
     p.add_argument("--batch-size", type=_batch_size, default=defaults.batch_size,
                    help="examples per step; 'full' for batch gradient descent, 1 for SGD")
     p.add_argument("--epochs", type=_positive_int, default=defaults.epochs, help="passes over the dataset")
@@ -293,6 +298,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.out and training.holds_run(args.out) and not (args.resume or args.overwrite):
         raise UsageError(f"tinygrad-lite train: --out {args.out!r} already holds a run; add --resume to continue "
                          "it or --overwrite to replace it")
+    options = {option: getattr(args, option) for option in training.RULE_OPTIONS}
+    try:  # the optimizer's own checks, on a stand-in parameter, before any folder is made
+        training.check_optimizer(training.TrainConfig(dataset=args.dataset, optimizer=args.optimizer, lr=args.lr,
+                                                      **options).resolved())
+    except ValueError as error:
+        raise UsageError(f"tinygrad-lite train: {error}") from None
     numbered = None
     if args.out:
         _output_folder(args)
@@ -311,6 +322,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, backend=args.backend, out=args.out,
         overwrite=True, progress=not args.no_progress, resume=args.resume, save_every=args.save_every,
         test_fraction=args.test_fraction, schedule=args.schedule, warmup=args.warmup,
+        **options,
     ).resolved()
     try:
         return _run_train(args, config)
@@ -351,7 +363,9 @@ def _announce(config: training.TrainConfig, first_epoch: int) -> None:
     samples = f" ({config.samples} samples)" if config.dataset in training.DATASETS else ""
     schedule = "" if config.schedule == "constant" else f" ({config.schedule} schedule)"
     warmup = f" after {config.warmup} warm-up epochs" if config.warmup else ""
-    print(f"train: {config.optimizer} lr {config.lr:g}{schedule}{warmup}, batch size {config.batch_size or 'full'}, "
+    options = "".join(f", {name} {value}" for name, value in training.optimizer_options(config).items())
+    print(f"train: {config.optimizer} lr {config.lr:g}{options}{schedule}{warmup}, "
+          f"batch size {config.batch_size or 'full'}, "
           f"backend {config.backend}; {config.dataset}{samples}, {config.epochs} epochs{start}"
           + (f" -> {config.out}" if config.out else ""), flush=True)
 

@@ -345,6 +345,12 @@ def optimizer_options(config: TrainConfig) -> dict[str, Any]:
     return options
 
 
+def check_optimizer(config: TrainConfig) -> None:
+    """Raise ValueError, naming the setting, unless config's optimizer accepts its lr and rule options."""
+    stand_in = Tensor(np.zeros(1, np.float32), requires_grad=True)
+    registry.rule(config.optimizer).optimizer([stand_in], lr=config.lr, **optimizer_options(config))
+
+
 def lr_schedule(name: str, optimizer: optim.Optimizer, epochs: int,
                 warmup: int = 0) -> lr_scheduler.LRScheduler | None:
     """The scheduler `train --schedule name --warmup N` steps once per epoch (None for a constant lr).
