@@ -703,3 +703,17 @@ def test_int_of_a_one_element_tensor_truncates_like_pytorch():
     assert int(Tensor(2.7)) == 2 and int(Tensor(np.array([-2.7]))) == -2 and int(Tensor(np.array(5))) == 5
     with pytest.raises(ValueError, match="one element"):
         int(Tensor([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_its_relative_precision_in_the_negative_tail(dtype):
+    x = np.array([-87.0, -50.0, -20.0, -5.0, 0.0, 5.0, 20.0, 88.0, np.inf, -np.inf], dtype)
+    with np.errstate(over="ignore"):
+        expected = 1 / (1 + np.exp(-x.astype(np.float64)))  # float64 is exact enough for every value here
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    t = Tensor(x, requires_grad=True)
+    s = t.sigmoid()
+    assert s.dtype == dtype
+    np.testing.assert_allclose(s.data, expected, rtol=rtol, atol=0)
+    s.sum().backward()  # s (1 - s): about s itself far out on the left, not 0
+    np.testing.assert_allclose(t.grad[:4], expected[:4] * (1 - expected[:4]), rtol=rtol)
