@@ -416,22 +416,33 @@ def torch_fused_worker() -> dict:
     return out
 
 
+PAIRS = 3  # our process and torch's, alternating: this VM's memory bandwidth changes over minutes
+
+
+def per_pair(over: list[float], under: list[float]) -> float:
+    """The median over pairs of each pair's ratio, so a change of memory state between pairs falls on both sides."""
+    return statistics.median(o / u for o, u in zip(over, under))
+
+
 def state_report() -> None:
-    ours = worker("state")
-    theirs = worker("torch-fused")
+    runs = [(worker("state"), worker("torch-fused")) for _ in range(PAIRS)]
     bnb = worker("bnb")
     rows = []
     for n in STATE_SIZES:
-        r = ours["rows"][str(n)]
-        f32 = r["float32 step"]["median"]
-        torch_fused = theirs["rows"].get(str(n))
+        ours = [r["rows"][str(n)] for r, _ in runs]
+        torch_fused = [t["rows"][str(n)]["median"] for _, t in runs if str(n) in t["rows"]]
         adam8bit = bnb["rows"].get(str(n))
+        f32 = [r["float32 step"]["median"] for r in ours]
         for dtype in STATE_DTYPES:
-            step, floor = r[f"{dtype} step"], r[f"{dtype} floor"]
-            rows.append([f"{n:.0e}", dtype, f"{r['bytes'][dtype]:.3f}", ns(step, n),
-                         f"{step['min'] / n * 1e9:.3f}-{step['max'] / n * 1e9:.3f}", ns(floor, n),
-                         f"{step['median'] / floor['median']:.2f}", f"{f32 / step['median']:.2f}",
-                         f"{torch_fused['median'] / step['median']:.2f}" if torch_fused else "n/a",
+            steps = [r[f"{dtype} step"]["median"] for r in ours]
+            floors = [r[f"{dtype} floor"]["median"] for r in ours]
+            step = {"median": statistics.median(steps), "min": min(r[f"{dtype} step"]["min"] for r in ours),
+                    "max": max(r[f"{dtype} step"]["max"] for r in ours)}
+            rows.append([f"{n:.0e}", dtype, f"{ours[0]['bytes'][dtype]:.3f}", ns(step, n),
+                         f"{step['min'] / n * 1e9:.3f}-{step['max'] / n * 1e9:.3f}",
+                         ns({"median": statistics.median(floors)}, n), f"{per_pair(steps, floors):.2f}",
+                         f"{per_pair(f32, steps):.2f}",
+                         f"{per_pair(torch_fused, steps):.2f}" if len(torch_fused) == PAIRS else "n/a",
                          f"{adam8bit['median'] / step['median']:.1f}" if adam8bit and dtype == "int8" else ""])
     header = ["n", "state", "state bytes/param", "Adam step", "min-max", "floor", "step / floor",
               "float32 / step", "torch fused / step", "bnb Adam8bit / step"]
@@ -439,7 +450,9 @@ def state_report() -> None:
     body = "\n".join([
         "Adam with its two moments stored as float32, bfloat16 (uint16 words) and block-wise int8 (uint8 codes and "
         "a float32 absmax per 256 values), nanoseconds per element, medians of "
-        f"{ROUNDS} interleaved rounds (each variant and each floor once per round, on the same param and grad). "
+        f"{ROUNDS} interleaved rounds (each variant and each floor once per round, on the same param and grad) in "
+        f"each of {PAIRS} processes, which alternate with torch's; the ratios are medians over those {PAIRS} "
+        "pairs of each pair's own ratio. "
         "The floors move the bytes of each layout with additions only: 28, 20 and 16 bytes per parameter. "
         "'state bytes/param' is the state buffers' nbytes over n. torch's fused Adam and bitsandbytes' CPU "
         "Adam8bit each run in their own process"
