@@ -11,7 +11,8 @@ median over the rounds of that round's B / A, so a shared machine's slow spells 
 Threads are pinned as in optim_step.py (Numba and OpenMP: --threads, default 2; BLAS: 1), with
 glibc keeping freed memory (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) as in a long run.
 `--passive` gives both commits OMP_WAIT_POLICY=passive, the wait policy later commits set themselves
-(issue 10), so that two threads compare the code and not the policies.
+(issue 10), so that two threads compare the code and not the policies; without it an OMP_WAIT_POLICY in
+the environment is removed, so each commit runs with its own.
 
 Rows: `Adam.step()` on one tensor of 1e3 ... 1e7 elements and on 200 tensors of 1,000 (grads left
 in place between steps, as in optim_step.py's `optimizer.step()` column); SGD with momentum on one

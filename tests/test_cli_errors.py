@@ -234,7 +234,9 @@ def test_a_warmup_the_schedule_cannot_follow_is_a_usage_error(capsys):
 
 
 @pytest.mark.parametrize("extra, fragment", [
-    (["--optimizer", "adam", "--momentum", "0.9"], "optimizer 'adam' takes no momentum (it takes beta1, beta2"),
+    (["--optimizer", "adam", "--momentum", "0.9"], "--optimizer adam takes no --momentum (it takes --beta1, --beta2"),
+    (["--optimizer", "gd", "--weight-decay", "0.1", "--beta", "0.5"], "--optimizer gd takes no --beta (it takes "
+                                                                       "--momentum, --weight-decay)"),
     (["--optimizer", "adam", "--beta1", "1.5"], "invalid betas=(1.5, 0.999)"),
     (["--optimizer", "sgd", "--momentum", "-1"], "invalid momentum=-1.0"),
     (["--optimizer", "rmsprop", "--beta", "x"], "--beta: expected a number, got 'x'"),

@@ -263,3 +263,18 @@ def test_a_leaf_keeps_an_unshared_grad_without_a_copy_and_never_shares_one():
         (u * 2).sum().backward()  # a trace keeps every grad sent: the leaf copies it
     u.grad[...] = 0
     assert all(np.all(g == 2) for r in tr.records if r.op == "mul" for g in r.grad_inputs if g is not None)
+
+
+def test_a_hook_that_removes_itself_still_gets_a_grad_the_leaf_does_not_share():
+    x, kept = Tensor(np.ones(3, np.float32), requires_grad=True), []
+
+    def hook(g):
+        kept.append(g)
+        handle.remove()
+
+    handle = x.register_hook(hook)
+    (x * 2).sum().backward()
+    assert x.grad is not kept[0]
+    (x * 2).sum().backward()  # adds into x.grad in place
+    np.testing.assert_array_equal(kept[0], 2)
+    np.testing.assert_array_equal(x.grad, 4)

@@ -331,3 +331,26 @@ def test_steps_with_nothing_rebound_then_a_rebound_grad_or_a_missing_grad(backen
     for p, c in zip(params, copies):
         close(p.data, c)
     assert [entry["step"] for entry in opt.state.values()] == [4, 6]
+
+
+def test_a_misfit_changes_no_tensor_and_steady_steps_announce_no_rebinding():
+    from tinygrad_lite import _tensor
+
+    a, b = Tensor(np.ones(3, np.float32), requires_grad=True), Tensor(np.ones(2, np.float32), requires_grad=True)
+    first, second = optim.SGD([a, b], lr=0.1), optim.Adam([a, b], lr=0.1)
+    for _ in range(2):
+        for opt in (first, second):
+            opt.zero_grad(set_to_none=False)
+            (a.sum() + b.sum()).backward()
+            opt.step()
+    epoch = _tensor.rebind_epoch
+    for opt in (first, second):  # both optimizers share one buffer; neither moves an array now
+        opt.zero_grad(set_to_none=False)
+        (a.sum() + b.sum()).backward()
+        opt.step()
+    assert _tensor.rebind_epoch == epoch
+    new_a, new_b = np.zeros(3, np.float32), np.zeros(5, np.float32)
+    a.data, b.data = new_a, new_b  # a fits, b does not
+    with pytest.raises(ValueError, match=r"changed from shape \(2,\)"):
+        first.step()
+    assert a.data is new_a and b.data is new_b

@@ -163,7 +163,7 @@ def test_unary_ops_match_numpy_values_and_derivatives(data, op, shape):
     x = Tensor(x_np, requires_grad=True)
     out = ours(x)
     expected = forward(x_np).astype(x_np.dtype)
-    if op == "sigmoid":  # computed as 0.5*(1+tanh(x/2)): equal up to rounding, also at +-inf
+    if op == "sigmoid":  # computed as exp(min(x, 0)) / (1 + exp(-|x|)): equal up to rounding, also at +-inf
         np.testing.assert_allclose(out.data, expected, rtol=1e-5, atol=1e-7, equal_nan=True)
         assert out.shape == shape and out.dtype == x_np.dtype
     else:

@@ -1261,7 +1261,8 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node._hooks:
+            hooked = bool(node._hooks)  # before they run: a hook may remove itself, yet it saw (and may keep) g
+            if hooked:
                 g = _run_grad_hooks(node, g)
             ctx = node._ctx
             if general:
@@ -1271,7 +1272,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
                 input_grads = _differentiable_backward(ctx, node, g) if create_graph else ctx.backward(g)
             else:  # a plain backward(), the hot path of training
                 if ctx is None:
-                    node._accumulate_grad(g, owned=id(node) in owned and not node._hooks)
+                    node._accumulate_grad(g, owned=id(node) in owned and not hooked)
                     continue
                 if node._retains_grad:
                     node._accumulate_grad(g)

@@ -50,12 +50,11 @@ def log(x: Value) -> Value:
 
 
 def sigmoid(x: Value) -> Value:
-    """1/(1 + exp(-x)), written e/(1 + e) with e = exp(x) for negative x: exp never overflows, and the far
-    negative tail keeps its relative precision (sigmoid(-20) = 2.06e-9 in float32, where 1 + tanh(x/2) gave 0)."""
+    """1/(1 + exp(-x)), written exp(min(x, 0)) / (1 + exp(-|x|)): exp never overflows, and the far negative tail
+    keeps its relative precision (sigmoid(-20) = 2.06e-9 in float32, where 0.5 * (1 + tanh(x/2)) gave 0)."""
     if isinstance(x, Tensor):
         return Sigmoid.apply(x)
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return np.exp(np.minimum(x, 0)) / (1 + np.exp(-np.abs(x)))
 
 
 def softplus(x: Value) -> Value:
@@ -430,7 +429,7 @@ class Softplus(Function):
     """log(1 + exp(beta*x)) / beta, as max(bx, 0) + log1p(exp(-|bx|)) so no |x| overflows;  dx = g*sigmoid(bx).
 
     Where beta*x > threshold it is x (and dx = g), as in PyTorch; threshold None never switches (logsigmoid).
-    sigmoid(bx) is written exp(-softplus(-bx)), which keeps its tails' precision (0.5(1 + tanh) loses it).
+    sigmoid(bx) is written exp(-softplus(-bx)), which keeps its tails' precision.
     """
 
     def forward(self, x, beta=1.0, threshold=20.0):

@@ -293,8 +293,10 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
 
 
 def _class_labels(name: str, input: Tensor, target: Any, ignore_index: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(labels with ignored ones set to 0, mask of the kept ones or None when all are kept), checked against input
-    (C,), (N, C), (N, C, d...)."""
+    """(labels, ignored ones set to 0; mask of the kept ones, None if all), checked against input (C,), (N, C), ....
+
+    The labels are a copy: the graph keeps them for backward, and a caller may refill its array for the next batch.
+    """
     if input.ndim < 1:
         raise ValueError(f"{name}: input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-d tensor")
     labels = np.asarray(target.data if isinstance(target, Tensor) else target)
@@ -307,7 +309,7 @@ def _class_labels(name: str, input: Tensor, target: Any, ignore_index: int) -> t
     if labels.size and labels.dtype.kind not in "iu":
         if labels.dtype.kind not in "fb" or not np.all(labels == np.round(labels)):
             raise ValueError(f"{name}: target must hold integer class indices, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64, copy=False)
+    labels = labels.astype(np.int64)  # a copy (see above)
     classes = input.shape[0 if input.ndim == 1 else 1]
     if labels.size:  # the usual batch: every label a class and none ignored, found from two reductions
         lowest, highest = labels.min(), labels.max()

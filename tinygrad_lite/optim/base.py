@@ -149,8 +149,8 @@ def _layout_of(params: list[Tensor]) -> _Layout:
     return layout
 
 
-def _adopt_data(p: Tensor, view: np.ndarray) -> None:
-    """Copy a parameter's rebound `.data` into its buffer view and rebind it there; raises if it no longer fits."""
+def _check_fit(p: Tensor, view: np.ndarray) -> None:
+    """Raise if a parameter's rebound `.data` no longer has its view's shape and dtype."""
     data = p._data
     if data.shape != view.shape or data.dtype != view.dtype:
         raise ValueError(
@@ -158,8 +158,6 @@ def _adopt_data(p: Tensor, view: np.ndarray) -> None:
             "after it was given to the optimizer; its state no longer fits (create a new optimizer for the "
             "new parameters)"
         )
-    np.copyto(view, data)
-    p._data = view
 
 
 class _FlatBuffer:
@@ -222,19 +220,27 @@ class _FlatBuffer:
                     **lowbit.decode(entry, names, source["block_size"])}
         return entry
 
+    def check_rebound(self) -> None:
+        """Raise if a parameter's `.data` was rebound to an array that no longer fits its view; changes nothing."""
+        for p, data_view in zip(self.params, self.param_views):
+            if p._data is not data_view:
+                _check_fit(p, data_view)
+
     def gather(self) -> list[bool] | None:
         """Bring rebound data and grads kept elsewhere into the buffers; which parameters have a grad (None: all).
 
         Each copied `.data` or `.grad` is then rebound to its view (same values), so backward and the next
         step find it in place. The views are assigned to the engine's fields directly (they have the
-        tensor's shape and dtype by construction, and the engine stores a grad in its tensor's dtype), and
-        the engine is told once. This runs after every `zero_grad()`, so it is one plain loop. A `.data`
-        that no longer fits its view raises; nothing has been updated yet when it does.
+        tensor's shape and dtype by construction, `check_rebound` having run, and the engine stores a grad in
+        its tensor's dtype), and the engine is told once, if anything moved. This runs after every
+        `zero_grad()`, so it is one plain loop.
         """
-        missing = False
+        missing = moved = False
         for p, data_view, view in zip(self.params, self.param_views, self.grad_views):
             if p._data is not data_view:
-                _adopt_data(p, data_view)
+                np.copyto(data_view, p._data)
+                p._data = data_view
+                moved = True
             grad = p._grad
             if grad is not view:
                 if grad is None:
@@ -242,7 +248,9 @@ class _FlatBuffer:
                     continue
                 view[...] = grad
                 p._grad = view
-        _tensor.note_rebind()
+                moved = True
+        if moved:
+            _tensor.note_rebind()
         return [p._grad is not None for p in self.params] if missing else None
 
     def grads_finite(self, has_grad: list[bool] | None) -> bool:
@@ -544,7 +552,9 @@ class Optimizer:
         pairs = self._pairs
         has_grad = None
         if _tensor.rebind_epoch != self._in_place_at:  # some tensor's data or grad moved since all were in place
-            has_grad = [buffer.gather() for _, buffer in pairs]  # a misfit raises before any parameter moves
+            for _, buffer in pairs:
+                buffer.check_rebound()  # every buffer first: a misfit raises before anything moves
+            has_grad = [buffer.gather() for _, buffer in pairs]
             # in place now unless some parameter has no grad; the gather's own rebinding came before this
             every_grad = all(has is None for has in has_grad)
             self._in_place_at = _tensor.rebind_epoch if every_grad else -1
