@@ -299,14 +299,10 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"tinygrad-lite train: --out {args.out!r} already holds a run; add --resume to continue "
                          "it or --overwrite to replace it")
     options = {option: getattr(args, option) for option in training.RULE_OPTIONS}
-    flags = {option: "--" + option.replace("_", "-") for option in training.RULE_OPTIONS}
-    refused = [option for option, value in options.items()
-               if value is not None and not training.accepts(args.optimizer, option)]
-    if refused:
-        takes = [flags[option] for option in training.RULE_OPTIONS if training.accepts(args.optimizer, option)]
-        raise UsageError(f"tinygrad-lite train: --optimizer {args.optimizer} takes no {flags[refused[0]]} (it takes "
-                         f"{', '.join(takes) or 'none of ' + ', '.join(flags.values())})")
     try:  # the optimizer's own checks, on a stand-in parameter, before any folder is made
+        training.check_rule_options(args.optimizer, [option for option, value in options.items() if value is not None],
+                                    subject=f"--optimizer {args.optimizer}",
+                                    spell=lambda option: "--" + option.replace("_", "-"))
         training.check_optimizer(training.TrainConfig(dataset=args.dataset, optimizer=args.optimizer, lr=args.lr,
                                                       **options).resolved())
     except ValueError as error:

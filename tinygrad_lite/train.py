@@ -10,7 +10,7 @@ import inspect
 import itertools
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,17 +324,23 @@ def accepts(optimizer: str, option: str) -> bool:
     return ("betas" if option in ("beta1", "beta2") else option) in parameters
 
 
+def check_rule_options(optimizer: str, given: Iterable[str], subject: str | None = None,
+                       spell: Callable[[str], str] = str) -> None:
+    """Raise ValueError unless `optimizer` takes every option in `given` (RULE_OPTIONS names), naming the first it
+    does not and those it does; `subject` and `spell` say how the caller calls the optimizer and the options."""
+    for option in given:
+        if not accepts(optimizer, option):
+            takes = [spell(name) for name in RULE_OPTIONS if accepts(optimizer, name)]
+            raise ValueError(f"{subject or f'optimizer {optimizer!r}'} takes no {spell(option)} (it takes "
+                             f"{', '.join(takes) or 'none of ' + ', '.join(map(spell, RULE_OPTIONS))})")
+
+
 def optimizer_options(config: TrainConfig) -> dict[str, Any]:
     """The optimizer's keyword arguments from config.momentum, beta, beta1, beta2 and weight_decay (those set)."""
+    given = {option: getattr(config, option) for option in RULE_OPTIONS if getattr(config, option) is not None}
+    check_rule_options(config.optimizer, given)
     options: dict[str, Any] = {}
-    for option in RULE_OPTIONS:
-        value = getattr(config, option)
-        if value is None:
-            continue
-        if not accepts(config.optimizer, option):
-            takes = [name for name in RULE_OPTIONS if accepts(config.optimizer, name)]
-            raise ValueError(f"optimizer {config.optimizer!r} takes no {option} (it takes {', '.join(takes) or 'none'} "
-                             f"of {', '.join(RULE_OPTIONS)})")
+    for option, value in given.items():
         if option in ("beta1", "beta2"):
             default = inspect.signature(registry.rule(config.optimizer).optimizer).parameters["betas"].default
             betas = list(options.get("betas", default))
