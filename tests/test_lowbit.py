@@ -122,7 +122,7 @@ def test_decoders_return_the_map_exactly(signed, n):
     64 codes and the table loop on the rest, and the table loop alone (the path of other CPUs)."""
     table = lowbit.SIGNED_MAP if signed else lowbit.UNSIGNED_MAP
     codes = np.concatenate([np.arange(256), np.random.default_rng(n).integers(0, 256, n)]).astype(np.uint8)
-    decoders = {"fast": kernels._decode_signed if signed else kernels._decode_unsigned,
+    decoders = {"fast": lambda c, out: kernels._decode(c, out, signed),
                 "table": lambda c, out: kernels._decode_table(table, c, out)}
     for name, decode in decoders.items():
         out = np.full(codes.size, np.nan, np.float32)
@@ -145,9 +145,9 @@ def test_without_vbmi_the_kernels_compile_the_table_path_and_decode_the_same(tmp
         "assert not kernels._VBMI\n"
         "codes = np.arange(256, dtype=np.uint8)\n"
         "out = np.empty(256, np.float32)\n"
-        "kernels._decode_signed(codes, out)\n"
+        "kernels._decode(codes, out, True)\n"
         "assert (out.view(np.uint32) == lowbit.SIGNED_MAP.view(np.uint32)).all()\n"
-        "kernels._decode_unsigned(codes, out)\n"
+        "kernels._decode(codes, out, False)\n"
         "assert (out.view(np.uint32) == lowbit.UNSIGNED_MAP.view(np.uint32)).all()\n"
         "print('table path')\n"
     )

@@ -73,7 +73,7 @@ this machine (AMD znver4, AVX-512):
   check disappears; a table index is unsigned for the same reason.
 - LLVM emits no gather instruction for this CPU (its cost model rates znver4's gathers as slow), so
   a loop holding a table lookup stays scalar, whatever else it does. Each lookup therefore has a
-  loop of its own (`_decode_signed`/`_decode_unsigned`, `_lookup`): the int8 update loop, the absmax
+  loop of its own (`_decode`, `_lookup`): the int8 update loop, the absmax
   (vpmaxud on the float bits) and the code computation around them are packed.
 - Decoding needs no memory lookup where the CPU has AVX-512 VBMI (checked when the module loads, as
   Numba compiles for it): the 256-entry map is four 256-byte planes held as constants in zmm
@@ -1206,25 +1206,18 @@ _SIGNED_MAP, _UNSIGNED_MAP = lowbit.SIGNED_MAP, lowbit.UNSIGNED_MAP  # frozen in
 
 
 @_lowbit_kernel()
-def _decode_signed(codes, out):
-    """out[:] = SIGNED_MAP[codes]: byte permutes over whole runs of 64 codes where VBMI allows, then the table."""
+def _decode(codes, out, signed):
+    """out[:] = the signed or unsigned map at codes: byte permutes over whole runs of 64 codes where VBMI allows,
+    then the table."""
     done = 0
     if _VBMI:  # a global constant: Numba prunes the branch, so other CPUs never compile the permutes
         done = codes.size - codes.size % _VBMI_WIDTH
         for chunk in range(done // _VBMI_WIDTH):
-            _signed_chunk(codes, chunk * _VBMI_WIDTH, out)
-    _decode_table(_SIGNED_MAP, codes[done:], out[done:])
-
-
-@_lowbit_kernel()
-def _decode_unsigned(codes, out):
-    """out[:] = UNSIGNED_MAP[codes], as _decode_signed."""
-    done = 0
-    if _VBMI:  # a global constant: Numba prunes the branch, so other CPUs never compile the permutes
-        done = codes.size - codes.size % _VBMI_WIDTH
-        for chunk in range(done // _VBMI_WIDTH):
-            _unsigned_chunk(codes, chunk * _VBMI_WIDTH, out)
-    _decode_table(_UNSIGNED_MAP, codes[done:], out[done:])
+            if signed:
+                _signed_chunk(codes, chunk * _VBMI_WIDTH, out)
+            else:
+                _unsigned_chunk(codes, chunk * _VBMI_WIDTH, out)
+    _decode_table(_SIGNED_MAP if signed else _UNSIGNED_MAP, codes[done:], out[done:])
 
 
 @_lowbit_kernel()
@@ -1243,10 +1236,7 @@ def _dequantize_serial(codes, absmax, out, block_size, signed):
     for b in range(absmax.size):
         lo, hi = b * block_size, min(codes.size, (b + 1) * block_size)
         block, scale, values = codes[lo:hi], absmax[b], out[lo:hi]
-        if signed:
-            _decode_signed(block, values)
-        else:
-            _decode_unsigned(block, values)
+        _decode(block, values, signed)
         for i in range(block.size):
             values[i] = values[i] * scale
 
@@ -1360,7 +1350,7 @@ def _sgd_int8_serial(param, grad, momentum_buffer, momentum_buffer_absmax, lr, m
         lo, hi = b * block_size, min(param.size, (b + 1) * block_size)
         w, dw, codes, buf = param[lo:hi], grad[lo:hi], momentum_buffer[lo:hi], scratch[:hi - lo]
         scale = momentum_buffer_absmax[b]
-        _decode_signed(codes, buf)
+        _decode(codes, buf, True)
         for i in range(w.size):
             g = dw[i]
             if weight_decay != 0:
@@ -1383,7 +1373,7 @@ def _momentum_int8_serial(param, grad, velocity, velocity_absmax, lr, beta, one_
         lo, hi = b * block_size, min(param.size, (b + 1) * block_size)
         w, dw, codes, vel = param[lo:hi], grad[lo:hi], velocity[lo:hi], scratch[:hi - lo]
         scale = velocity_absmax[b]
-        _decode_signed(codes, vel)
+        _decode(codes, vel, True)
         for i in range(w.size):
             v = (vel[i] * scale) * beta + one_minus_beta * dw[i]
             vel[i] = v
@@ -1399,7 +1389,7 @@ def _rmsprop_int8_serial(param, grad, square_avg, square_avg_absmax, lr, beta, o
         lo, hi = b * block_size, min(param.size, (b + 1) * block_size)
         w, dw, codes, sq = param[lo:hi], grad[lo:hi], square_avg[lo:hi], scratch[:hi - lo]
         scale = square_avg_absmax[b]
-        _decode_unsigned(codes, sq)
+        _decode(codes, sq, False)
         for i in range(w.size):
             g = dw[i]
             if weight_decay != 0:
@@ -1424,8 +1414,8 @@ def _adam_int8_serial(param, grad, exp_avg, exp_avg_absmax, exp_avg_sq, exp_avg_
         w, dw, m_codes, v_codes = param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi]
         m_block, v_block = first[:hi - lo], second[:hi - lo]
         m_scale, v_scale = exp_avg_absmax[b], exp_avg_sq_absmax[b]
-        _decode_signed(m_codes, m_block)
-        _decode_unsigned(v_codes, v_block)
+        _decode(m_codes, m_block, True)
+        _decode(v_codes, v_block, False)
         for i in range(w.size):
             p = w[i] * decay
             g = dw[i]
