@@ -1173,26 +1173,19 @@ def _lookup(table, indices):
 
 
 @_lowbit_kernel()
-def _encode_signed(values, codes, entries, work):
+def _encode(values, codes, entries, work, signed):
+    """codes[:] = the nearest codes of values / absmax in the signed or unsigned map; returns the absmax."""
     absmax = _absmax(values)
     inverse = _inverse(absmax)
     for i in range(values.size):
         work[i] = _bucket(values[i] * inverse)
     _lookup(entries, work)
-    for i in range(values.size):
-        codes[i] = _signed_code(values[i] * inverse, work[i])
-    return absmax
-
-
-@_lowbit_kernel()
-def _encode_unsigned(values, codes, entries, work):
-    absmax = _absmax(values)
-    inverse = _inverse(absmax)
-    for i in range(values.size):
-        work[i] = _bucket(values[i] * inverse)
-    _lookup(entries, work)
-    for i in range(values.size):
-        codes[i] = _unsigned_code(values[i] * inverse, work[i])
+    if signed:  # outside the loop, so each loop stays one packed body
+        for i in range(values.size):
+            codes[i] = _signed_code(values[i] * inverse, work[i])
+    else:
+        for i in range(values.size):
+            codes[i] = _unsigned_code(values[i] * inverse, work[i])
     return absmax
 
 
@@ -1225,10 +1218,7 @@ def _quantize_serial(x, codes, absmax, block_size, signed, entries):
     work = np.empty(block_size, np.uint32)
     for b in range(absmax.size):
         lo, hi = b * block_size, min(x.size, (b + 1) * block_size)
-        if signed:
-            absmax[b] = _encode_signed(x[lo:hi], codes[lo:hi], entries, work[:hi - lo])
-        else:
-            absmax[b] = _encode_unsigned(x[lo:hi], codes[lo:hi], entries, work[:hi - lo])
+        absmax[b] = _encode(x[lo:hi], codes[lo:hi], entries, work[:hi - lo], signed)
 
 
 @_lowbit_kernel()
@@ -1362,7 +1352,7 @@ def _sgd_int8_serial(param, grad, momentum_buffer, momentum_buffer_absmax, lr, m
             buf[i] = new
             g = g + momentum * new if nesterov else new
             w[i] -= lr * g
-        momentum_buffer_absmax[b] = _encode_signed(buf, codes, signed_entries, work[:hi - lo])
+        momentum_buffer_absmax[b] = _encode(buf, codes, signed_entries, work[:hi - lo], True)
 
 
 @_lowbit_kernel()
@@ -1378,7 +1368,7 @@ def _momentum_int8_serial(param, grad, velocity, velocity_absmax, lr, beta, one_
             v = (vel[i] * scale) * beta + one_minus_beta * dw[i]
             vel[i] = v
             w[i] -= lr * v
-        velocity_absmax[b] = _encode_signed(vel, codes, signed_entries, work[:hi - lo])
+        velocity_absmax[b] = _encode(vel, codes, signed_entries, work[:hi - lo], True)
 
 
 @_lowbit_kernel()
@@ -1400,7 +1390,7 @@ def _rmsprop_int8_serial(param, grad, square_avg, square_avg_absmax, lr, beta, o
                 w[i] -= lr * g * _reciprocal(math.sqrt(s) + eps)
             else:
                 w[i] -= lr * g / (math.sqrt(s) + eps)
-        square_avg_absmax[b] = _encode_unsigned(sq, codes, unsigned_entries, work[:hi - lo])
+        square_avg_absmax[b] = _encode(sq, codes, unsigned_entries, work[:hi - lo], False)
 
 
 @_lowbit_kernel()
@@ -1429,8 +1419,8 @@ def _adam_int8_serial(param, grad, exp_avg, exp_avg_absmax, exp_avg_sq, exp_avg_
                 w[i] = p - step_size * m * _reciprocal(math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
             else:
                 w[i] = p - step_size * m / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
-        exp_avg_absmax[b] = _encode_signed(m_block, m_codes, signed_entries, work[:hi - lo])
-        exp_avg_sq_absmax[b] = _encode_unsigned(v_block, v_codes, unsigned_entries, work[:hi - lo])
+        exp_avg_absmax[b] = _encode(m_block, m_codes, signed_entries, work[:hi - lo], True)
+        exp_avg_sq_absmax[b] = _encode(v_block, v_codes, unsigned_entries, work[:hi - lo], False)
 
 
 @_lowbit_kernel(parallel=True)
