@@ -13,6 +13,7 @@ import inspect
 import itertools
 import math
 import operator
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -31,6 +32,15 @@ _differentiating = False
 # Drawn from a counter, never reused: equal values mean no replacement happened in between.
 _rebinds = itertools.count(1)
 rebind_epoch = 0
+
+
+class _Pass(threading.local):
+    """Per thread, the grads a plain backward() with no observer has still to pass down (Function.grad_home)."""
+
+    pending: dict[int, Any] | None = None
+
+
+_pass = _Pass()
 
 
 def note_rebind() -> None:
@@ -221,6 +231,21 @@ class Function:
         """The op's name as the Tensor method is called: `MatMul` -> `matmul`; `LogSoftmax` sets `log_softmax`."""
         return type(self).__name__.lower()
 
+    def grad_home(self, i: int) -> np.ndarray | None:
+        """An array backward may write input i's whole grad into, or None: its optimizer's view of it.
+
+        Only in a plain backward with no observer, and only for a leaf with no grad yet, no hooks and
+        no grad pending from another node of this pass; the engine then keeps the array as the leaf's
+        .grad, so the optimizer's step finds it in place instead of copying it there. A backward that
+        writes there must return that very array and compute it exactly as it otherwise would.
+        """
+        t = self.inputs[i]
+        home = t._grad_home
+        pending = _pass.pending
+        if home is None or pending is None or t._grad is not None or t._hooks or id(t) in pending:
+            return None
+        return home
+
     def release(self) -> None:
         """Drop inputs and saved arrays so the graph below is freed; a later backward raises."""
         self.inputs = None
@@ -308,7 +333,8 @@ class Tensor:
     as PyTorch does, not as numpy does (see `tinygrad_lite.dtypes`).
     """
 
-    __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "_grad_home", "name",
+                 "__weakref__")
     __array_priority__ = 1000  # so `ndarray + Tensor` defers to Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -337,6 +363,9 @@ class Tensor:
         self._ctx: Function | None = None
         self._hooks: list | None = None
         self._retains_grad = False
+        # Where an optimizer keeps this tensor's grad (a view of its flat buffer, set by its step): a backward
+        # that starts with no grad may write the grad there (Function.grad_home) rather than in a new array.
+        self._grad_home: np.ndarray | None = None
         self.name: str | None = None
 
     # ---- data and grad -------------------------------------------------------------------------
@@ -1256,6 +1285,8 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             observer = _observe_values(observer)
         previous = _differentiating, _grad_enabled
         _set_modes(True, True)
+    outer = _pass.pending  # a hook may run a backward of its own inside this one
+    _pass.pending = grads if not general and observer is None else None
     try:
         for node in reversed(order):
             g = grads.pop(id(node), None)
@@ -1294,6 +1325,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             if not retain_graph:
                 ctx.release()
     finally:
+        _pass.pending = outer
         if create_graph:
             _set_modes(*previous)
     return found
