@@ -16,7 +16,7 @@ block from each, all within about a second, so its ratios compare the frameworks
 of the machine. The turns are 0.25 s apart: a process's OpenBLAS threads keep spinning on a core for
 about 0.1 s after its last matmul (2^28 TSC cycles, OPENBLAS_THREAD_TIMEOUT's default), and without
 the gap they took that core from whichever process came next (torch then measured 1.12x numba's time
-on digits, against 1.02-1.03 with the gap). Every 10 rounds all processes are replaced by new ones,
+on digits, against 1.03-1.07 with the gap). Every 10 rounds all processes are replaced by new ones,
 so that no framework keeps one process's luck. No thread variable is set (every NUMBA_*, OMP_*,
 GOMP_*, KMP_*, OPENBLAS_*, MKL_* variable removed), as a new user runs.
 

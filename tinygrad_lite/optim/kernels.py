@@ -39,6 +39,9 @@ same result. The kernel rules:
     set (OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME, KMP_LIBRARY) wins, and so does a runtime
     that other code loaded first. The matmuls' BLAS threads are left as the user has them: the step
     runs between matmuls, never beside one, so the two pools only meet when one of them spins.
+    (Choosing OpenBLAS's thread count per product by timing was measured and rejected: OpenBLAS
+    rounds some shapes differently with one thread than with two, so a run's numbers would depend
+    on timing; bench/RESULTS.md, issue 10.)
   - Busy machines. A parallel launch ends only when every thread has joined it. While another
     process holds a core, the second thread may wait a scheduler time slice (7.9-25 ms measured,
     against 20 us for the serial loop at 66k elements), and with fixed shares its half waited with
