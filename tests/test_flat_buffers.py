@@ -4,6 +4,10 @@ Each scenario runs through the numba backend and is checked against the same sce
 directly with the numpy reference rules in `optim/functional.py`, one parameter at a time.
 """
 
+import copy
+import pickle
+import threading
+
 import numpy as np
 import pytest
 
@@ -450,3 +454,74 @@ def test_a_grad_home_is_left_alone_where_writing_there_would_be_wrong():
     _loss(model, W, x64, y).backward()
     assert first.grad.dtype == np.float32
     np.testing.assert_allclose(first.grad, g, rtol=1e-5, atol=1e-6)
+
+
+def _stepped_linear(rng, n_in=4, n_out=3):
+    """A Linear whose parameters have grad homes: one SGD step with lr 0 (the data stays as drawn)."""
+    lin = nn.Linear(n_in, n_out)
+    for p in lin.parameters():
+        p.data = rng.standard_normal(p.shape).astype(np.float32)
+    opt = optim.SGD(lin.parameters(), lr=0.0)
+    lin(Tensor(np.ones((2, n_in), np.float32))).sum().backward()
+    opt.step()
+    opt.zero_grad()
+    return lin, opt
+
+
+def test_a_backward_run_by_a_hook_inside_another_gets_its_own_grad_array():
+    rng = np.random.default_rng(0)
+    lin, _ = _stepped_linear(rng)
+    plain = nn.Linear(4, 3)
+    for p, q in zip(plain.parameters(), lin.parameters()):
+        p.data = q.data.copy()
+    x0 = Tensor(rng.standard_normal((5, 4)).astype(np.float32))
+    for layer in (lin, plain):  # the hook's backward runs after the outer one has made dW, before W takes it
+        x = Tensor(x0.data.copy(), requires_grad=True) * 1.0
+        x.register_hook(lambda g, layer=layer: (layer(x0) ** 2).sum().backward())
+        layer(x).sum().backward()
+    np.testing.assert_array_equal(lin.weight.grad, plain.weight.grad)
+    np.testing.assert_array_equal(lin.bias.grad, plain.bias.grad)
+
+
+def test_two_threads_backward_through_one_layer_add_both_grads():
+    rng = np.random.default_rng(1)
+    lin, opt = _stepped_linear(rng, 256, 256)
+    xs = [rng.standard_normal((128, 256)).astype(np.float32) for _ in range(2)]
+    expected = []
+    for x in xs:
+        opt.zero_grad()
+        (lin(Tensor(x)) ** 2).sum().backward()
+        expected.append(lin.weight.grad.copy())
+    opt.step()  # hands the homes back
+    def work(x, barrier):
+        barrier.wait()
+        (lin(Tensor(x)) ** 2).sum().backward()
+
+    for _ in range(20):
+        opt.zero_grad()
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=work, args=(x, barrier)) for x in xs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        np.testing.assert_allclose(lin.weight.grad, expected[0] + expected[1], rtol=1e-5, atol=1e-3)
+
+
+def test_grad_homes_follow_the_parameters_not_old_optimizers_or_copies():
+    rng = np.random.default_rng(2)
+    lin, opt = _stepped_linear(rng)
+    x = Tensor(np.ones((2, 4), np.float32))
+    copied = copy.deepcopy(lin)  # a copy takes no home: its grads are its own
+    assert copied.weight._grad_home is None and pickle.loads(pickle.dumps(lin)).weight._grad_home is None
+    del opt
+    grads = []
+    for _ in range(3):  # without an optimizer stepping, each backward makes new grads after the first
+        lin.zero_grad()
+        (lin(x) ** 2).sum().backward()
+        grads.append(lin.weight.grad)
+    assert len({id(g) for g in grads}) == 3
+    grown, _ = _stepped_linear(rng)  # homes in place, its optimizer alive
+    grown.weight.data, grown.bias.data = np.zeros((5, 4), np.float32), np.zeros(5, np.float32)
+    grown(x).sum().backward()  # the old homes no longer fit: new arrays
+    assert grown.weight.grad.shape == (5, 4) and grown.bias.grad.shape == (5,)

@@ -35,12 +35,13 @@ rebind_epoch = 0
 
 
 class _Pass(threading.local):
-    """Per thread, the grads a plain backward() with no observer has still to pass down (Function.grad_home)."""
+    """Per thread: whether the running backward may write grads into their homes (Function.grad_home)."""
 
-    pending: dict[int, Any] | None = None
+    homes_open = False  # True in a plain backward() with no observer
 
 
 _pass = _Pass()
+_homes_lock = threading.Lock()  # one taker per home, whichever thread asks
 
 
 def note_rebind() -> None:
@@ -234,16 +235,20 @@ class Function:
     def grad_home(self, i: int) -> np.ndarray | None:
         """An array backward may write input i's whole grad into, or None: its optimizer's view of it.
 
-        Only in a plain backward with no observer, and only for a leaf with no grad yet, no hooks and
-        no grad pending from another node of this pass; the engine then keeps the array as the leaf's
-        .grad, so the optimizer's step finds it in place instead of copying it there. A backward that
-        writes there must return that very array and compute it exactly as it otherwise would.
+        Only in a plain backward with no observer, for an input with a home (an optimizer's step gives
+        each parameter one), no grad yet and no hooks. The home is handed out once: taking it clears it,
+        so another use of the input in this graph, a backward run by a hook inside this one, or another
+        thread makes an array of its own, and the optimizer's next step hands the view back. The engine
+        keeps the array as the input's .grad, so the step finds it in place instead of copying it there.
+        A backward that writes there must return that very array, computed exactly as it otherwise is.
         """
         t = self.inputs[i]
-        home = t._grad_home
-        pending = _pass.pending
-        if home is None or pending is None or t._grad is not None or t._hooks or id(t) in pending:
+        if t._grad_home is None or not _pass.homes_open or t._grad is not None or t._hooks:
             return None
+        with _homes_lock:
+            home, t._grad_home = t._grad_home, None
+        if home is None or home.shape != t._data.shape or home.dtype != t._data.dtype:
+            return None  # taken meanwhile, or the tensor's .data was rebound to another shape or dtype
         return home
 
     def release(self) -> None:
@@ -364,9 +369,27 @@ class Tensor:
         self._hooks: list | None = None
         self._retains_grad = False
         # Where an optimizer keeps this tensor's grad (a view of its flat buffer, set by its step): a backward
-        # that starts with no grad may write the grad there (Function.grad_home) rather than in a new array.
+        # that starts with no grad may write the grad there once (Function.grad_home) rather than in a new array.
         self._grad_home: np.ndarray | None = None
         self.name: str | None = None
+
+    def __getstate__(self) -> tuple[dict | None, dict[str, Any]]:
+        """What pickle and deepcopy keep: every field but the grad home, which is its optimizer's buffer."""
+        fields = {}
+        for cls in type(self).__mro__:
+            names = cls.__dict__.get("__slots__", ())
+            for name in (names,) if isinstance(names, str) else names:
+                if name not in ("__weakref__", "_grad_home") and hasattr(self, name):
+                    fields[name] = getattr(self, name)
+        return getattr(self, "__dict__", None), fields
+
+    def __setstate__(self, state: tuple[dict | None, dict[str, Any]]) -> None:
+        own, fields = state
+        self._grad_home = None
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+        if own:
+            self.__dict__.update(own)
 
     # ---- data and grad -------------------------------------------------------------------------
 
@@ -1285,8 +1308,8 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             observer = _observe_values(observer)
         previous = _differentiating, _grad_enabled
         _set_modes(True, True)
-    outer = _pass.pending  # a hook may run a backward of its own inside this one
-    _pass.pending = grads if not general and observer is None else None
+    outer = _pass.homes_open  # a hook may run a backward of its own inside this one
+    _pass.homes_open = not general and observer is None
     try:
         for node in reversed(order):
             g = grads.pop(id(node), None)
@@ -1325,7 +1348,7 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             if not retain_graph:
                 ctx.release()
     finally:
-        _pass.pending = outer
+        _pass.homes_open = outer
         if create_graph:
             _set_modes(*previous)
     return found
