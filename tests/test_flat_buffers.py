@@ -148,6 +148,9 @@ def test_rebinding_data_to_another_shape_is_a_clear_error():
     p.grad = np.ones(5)
     with pytest.raises(ValueError, match=r"changed from shape \(4,\) float64 to \(5,\) float64"):
         opt.step()
+    fresh = optim.Adam([p], lr=0.5)  # as the message says, while the old optimizer still lives
+    fresh.step()
+    assert p.data.shape == (5,) and (p.data < 1).all()
 
 
 def test_model_load_state_dict_then_step():
@@ -242,6 +245,17 @@ def test_a_misfit_found_at_step_time_changes_no_parameter(backend):
     with pytest.raises(ValueError, match=r"changed from shape \(2,\)"):
         opt.step()
     np.testing.assert_array_equal(a.data, np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("backend", optim.BACKENDS)
+def test_maximize_in_a_step_that_skips_a_parameter_leaves_the_grads_as_they_were(backend):
+    a, b = (Tensor(np.ones(3, np.float32), requires_grad=True) for _ in range(2))
+    opt = optim.SGD([a, b], lr=0.1, maximize=True, backend=backend)
+    (a * 2).sum().backward()  # b gets no grad, so the step updates a's elements on their own
+    opt.step()
+    np.testing.assert_array_equal(a.grad, np.full(3, 2, np.float32))  # it read -2 here
+    np.testing.assert_allclose(a.data, np.full(3, 1.2, np.float32))
+    assert b.grad is None and (b.data == 1).all()
 
 
 @pytest.mark.parametrize("backend", optim.BACKENDS)
@@ -525,3 +539,31 @@ def test_grad_homes_follow_the_parameters_not_old_optimizers_or_copies():
     grown.weight.data, grown.bias.data = np.zeros((5, 4), np.float32), np.zeros(5, np.float32)
     grown(x).sum().backward()  # the old homes no longer fit: new arrays
     assert grown.weight.grad.shape == (5, 4) and grown.bias.grad.shape == (5,)
+
+
+@pytest.mark.parametrize("state_dtype", ["float32", "int8"])
+def test_a_deep_copy_of_model_and_optimizer_steps_the_copy_as_the_original_steps_itself(state_dtype):
+    from tinygrad_lite.optim import lr_scheduler
+
+    model = nn.Sequential(nn.Linear(30, 20), nn.ReLU(), nn.Linear(20, 1))
+    opt = optim.Adam(model.parameters(), lr=0.01, state_dtype=state_dtype, lowbit_min_size=0, block_size=64)
+    schedule = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    x = Tensor(np.random.default_rng(0).standard_normal((8, 30)).astype(np.float32))
+
+    def train(m, o, s):
+        for _ in range(3):
+            o.zero_grad()
+            (m(x) ** 2).mean().backward()
+            o.step()
+            s.step()
+
+    train(model, opt, schedule)
+    model2, opt2, schedule2 = copy.deepcopy((model, opt, schedule))
+    before = [p.data.copy() for p in model.parameters()]
+    train(model2, opt2, schedule2)  # it once stepped the original's buffers, and so the original model
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)
+    train(model, opt, schedule)
+    for p, q in zip(model.parameters(), model2.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"] and schedule2.optimizer is opt2

@@ -18,6 +18,7 @@ it cost 14 us a step).
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import numbers
@@ -144,10 +145,15 @@ _layouts: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # (ids of
 
 
 def _layout_of(params: list[Tensor]) -> _Layout:
-    """The layout of these parameters, shared with any live optimizer that holds the same ones in the same order."""
+    """The layout of these parameters, shared with any live optimizer that holds the same ones in the same order.
+
+    Not shared when a parameter's `.data` has since been rebound to another shape or dtype: the older
+    optimizer no longer fits (its next step says so), and the new one gets a layout of its own.
+    """
     key = tuple(map(id, params))  # unique while the layout, which holds the tensors, lives
     layout = _layouts.get(key)
-    if layout is None:
+    if layout is None or any(p._data.shape != view.shape or p._data.dtype != view.dtype
+                             for p, view in zip(params, layout.param_views)):
         layout = _layouts[key] = _Layout(params)
     return layout
 
@@ -281,8 +287,9 @@ class _FlatBuffer:
             if self.maximize:
                 np.negative(gathered[1], out=gathered[1])
             self._bind(gathered)(**scalars(group, int(count) + 1))
-            for buf, values in zip(self.arrays, gathered):
-                buf[index] = values
+            for i, (buf, values) in enumerate(zip(self.arrays, gathered)):
+                if i != 1:  # the grads are the rule's input (negated under maximize): .grad keeps its values
+                    buf[index] = values
             self.steps[members] += 1
         self.set_steps(self.steps)
 
@@ -629,6 +636,28 @@ class Optimizer:
             where = {id(p): (buffer, i) for buffer in buffers for i, p in enumerate(buffer.params)}
             places.extend(where[id(p)] for p in group["params"])
         return places
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Optimizer:
+        """An optimizer over copies of the parameters, with a copy of the state, as `copy.deepcopy` of PyTorch's.
+
+        `copy.deepcopy((model, opt))` gives an optimizer that steps the copied model. The flat buffers'
+        views do not survive a deep copy as views (the copied arrays would be separate, and the bound
+        kernels would still step the original's buffers), so the copy is built again: the same class,
+        settings and groups, over the parameters as `memo` copies them, then this state through
+        `state_dict()`. Fields a subclass added are deep-copied as they are.
+        """
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        built = ("param_groups", "_buffers", "_pairs", "_checked", "_in_place_at")  # made by __init__ below
+        for key, value in self.__dict__.items():
+            if key not in built:
+                new.__dict__[key] = copy.deepcopy(value, memo)
+        groups = [{key: copy.deepcopy(value, memo) for key, value in group.items() if key not in SCHEDULE_KEYS}
+                  for group in self.param_groups]  # a scheduler's keys come back with the state dict
+        low_bit = {key: new.defaults[key] for key in _FORMAT_KEYS if key in new.defaults}
+        Optimizer.__init__(new, groups, new.defaults, new.backend, new.skip_nonfinite, **low_bit)
+        new.load_state_dict(self.state_dict())
+        return new
 
     def state_dict(self) -> dict[str, Any]:
         """A snapshot: {'state': {index: {'step', arrays...}}, 'param_groups': [...], 'skipped_steps': n}.
