@@ -5,13 +5,11 @@ directly with the numpy reference rules in `optim/functional.py`, one parameter 
 """
 
 import copy
-import pickle
 import threading
 
 import numpy as np
 import pytest
 
-import tinygrad_lite
 from tinygrad_lite import Tensor, nn, optim
 from tinygrad_lite.optim import functional
 
@@ -375,103 +373,11 @@ def test_a_misfit_changes_no_tensor_and_steady_steps_announce_no_rebinding():
     assert a.data is new_a and b.data is new_b
 
 
-# ---- grad homes: after a step, backward writes each grad straight into the optimizer's buffer ---------------
-
-
-def _mlp_and_batch(dtype=np.float32):
-    rng = np.random.default_rng(3)
-    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
-    for p in model.parameters():
-        p.data = rng.standard_normal(p.shape).astype(np.float32)
-    W = Tensor(rng.standard_normal((3, 2)).astype(np.float32), requires_grad=True)  # x @ W, the MatMul op
-    return model, W, Tensor(rng.standard_normal((4, 5)).astype(dtype)), np.array([0, 2, 1, 2])
-
-
-def _loss(model, W, x, y):
-    out = model(x)  # each parameter used once: a parameter used twice sums two grads and needs no home
-    return nn.functional.cross_entropy(out, y) + (out @ W).square().mean()
-
-
-def _fresh_grads(model, W, x, y):
-    """The grads of _loss computed on copies of the parameters that no optimizer has seen."""
-    clone, W2, _, _ = _mlp_and_batch()
-    for p, q in zip(clone.parameters(), model.parameters()):
-        p.data = q.data.copy()
-    W2.data = W.data.copy()
-    _loss(clone, W2, x, y).backward()
-    return [p.grad for p in clone.parameters()] + [W2.grad]
-
-
-def test_after_a_step_backward_writes_the_grads_into_the_buffer_bit_for_bit():
-    model, W, x, y = _mlp_and_batch()
-    params = list(model.parameters()) + [W]
-    opt = optim.Adam(params, lr=LR)
-    (buffer,) = opt._buffers[0]
-    for step in range(3):
-        opt.zero_grad()
-        _loss(model, W, x, y).backward()
-        expected = _fresh_grads(model, W, x, y)
-        if step:  # the first step copied the grads in and made each view its parameter's grad home
-            assert all(p.grad is view for p, view in zip(params, buffer.grad_views))
-        for p, g in zip(params, expected):
-            np.testing.assert_array_equal(p.grad, g)
-        opt.step()
-
-
-def test_a_grad_home_is_left_alone_where_writing_there_would_be_wrong():
-    model, W, x, y = _mlp_and_batch()
-    params = list(model.parameters()) + [W]
-    opt = optim.SGD(params, lr=0.1)
-    first = model[0].weight
-    _loss(model, W, x, y).backward()
-    opt.step()  # every parameter has a grad home from here on
-
-    # autograd.grad returns new arrays and leaves .grad (None after zero_grad) and the buffer alone
-    opt.zero_grad()
-    buffer = opt._buffers[0][0].grad_buf
-    buffer_before = buffer.copy()
-    (g,) = tinygrad_lite.grad(_loss(model, W, x, y), [first])
-    assert first.grad is None and not np.shares_memory(g, buffer)
-    np.testing.assert_array_equal(buffer, buffer_before)
-    np.testing.assert_array_equal(g, _fresh_grads(model, W, x, y)[0])
-
-    # a hook may keep the grad it sees: that array must not be the buffer, which the next backward rewrites
-    seen = []
-    handle = first.register_hook(lambda grad: seen.append(grad) or grad * 2)
-    opt.zero_grad()
-    _loss(model, W, x, y).backward()
-    handle.remove()
-    np.testing.assert_array_equal(first.grad, 2 * g)  # the hook's replacement is the grad
-    opt.zero_grad()
-    _loss(model, W, x * 3, y).backward()
-    np.testing.assert_array_equal(seen[0], g)
-
-    # two backwards without zero_grad add up, in the buffer
-    opt.zero_grad()
-    _loss(model, W, x, y).backward()
-    _loss(model, W, x, y).backward()
-    np.testing.assert_array_equal(first.grad, g + g)
-
-    # a parameter used twice gets the sum of both uses
-    opt.zero_grad()
-    (model(x).sum() + model(x).square().sum()).backward()
-    clone = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
-    for p, q in zip(clone.parameters(), model.parameters()):
-        p.data = q.data.copy()
-    (clone(x).sum() + clone(x).square().sum()).backward()
-    for p, q in zip(model.parameters(), clone.parameters()):
-        np.testing.assert_array_equal(p.grad, q.grad)
-
-    # float64 inputs into float32 layers: the float64 products cannot be written into float32 homes
-    opt.zero_grad()
-    x64 = Tensor(x.data.astype(np.float64))
-    _loss(model, W, x64, y).backward()
-    assert first.grad.dtype == np.float32
-    np.testing.assert_allclose(first.grad, g, rtol=1e-5, atol=1e-6)
+# ---- backward and the optimizer's views: nested and concurrent backward passes, copies ----------------
 
 
 def _stepped_linear(rng, n_in=4, n_out=3):
-    """A Linear whose parameters have grad homes: one SGD step with lr 0 (the data stays as drawn)."""
+    """A Linear whose grads are views of an optimizer's buffer: one SGD step with lr 0 (the data stays as drawn)."""
     lin = nn.Linear(n_in, n_out)
     for p in lin.parameters():
         p.data = rng.standard_normal(p.shape).astype(np.float32)
@@ -482,7 +388,7 @@ def _stepped_linear(rng, n_in=4, n_out=3):
     return lin, opt
 
 
-def test_a_backward_run_by_a_hook_inside_another_gets_its_own_grad_array():
+def test_a_backward_run_by_a_hook_inside_another_gives_both_grads_as_without_an_optimizer():
     rng = np.random.default_rng(0)
     lin, _ = _stepped_linear(rng)
     plain = nn.Linear(4, 3)
@@ -506,7 +412,7 @@ def test_two_threads_backward_through_one_layer_add_both_grads():
         opt.zero_grad()
         (lin(Tensor(x)) ** 2).sum().backward()
         expected.append(lin.weight.grad.copy())
-    opt.step()  # hands the homes back
+    opt.step()
     def work(x, barrier):
         barrier.wait()
         (lin(Tensor(x)) ** 2).sum().backward()
@@ -520,25 +426,6 @@ def test_two_threads_backward_through_one_layer_add_both_grads():
         for t in threads:
             t.join()
         np.testing.assert_allclose(lin.weight.grad, expected[0] + expected[1], rtol=1e-5, atol=1e-3)
-
-
-def test_grad_homes_follow_the_parameters_not_old_optimizers_or_copies():
-    rng = np.random.default_rng(2)
-    lin, opt = _stepped_linear(rng)
-    x = Tensor(np.ones((2, 4), np.float32))
-    copied = copy.deepcopy(lin)  # a copy takes no home: its grads are its own
-    assert copied.weight._grad_home is None and pickle.loads(pickle.dumps(lin)).weight._grad_home is None
-    del opt
-    grads = []
-    for _ in range(3):  # without an optimizer stepping, each backward makes new grads after the first
-        lin.zero_grad()
-        (lin(x) ** 2).sum().backward()
-        grads.append(lin.weight.grad)
-    assert len({id(g) for g in grads}) == 3
-    grown, _ = _stepped_linear(rng)  # homes in place, its optimizer alive
-    grown.weight.data, grown.bias.data = np.zeros((5, 4), np.float32), np.zeros(5, np.float32)
-    grown(x).sum().backward()  # the old homes no longer fit: new arrays
-    assert grown.weight.grad.shape == (5, 4) and grown.bias.grad.shape == (5,)
 
 
 @pytest.mark.parametrize("state_dtype", ["float32", "int8"])

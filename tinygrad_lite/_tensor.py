@@ -13,7 +13,6 @@ import inspect
 import itertools
 import math
 import operator
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -32,16 +31,6 @@ _differentiating = False
 # Drawn from a counter, never reused: equal values mean no replacement happened in between.
 _rebinds = itertools.count(1)
 rebind_epoch = 0
-
-
-class _Pass(threading.local):
-    """Per thread: whether the running backward may write grads into their homes (Function.grad_home)."""
-
-    homes_open = False  # True in a plain backward() with no observer
-
-
-_pass = _Pass()
-_homes_lock = threading.Lock()  # one taker per home, whichever thread asks
 
 
 def note_rebind() -> None:
@@ -232,25 +221,6 @@ class Function:
         """The op's name as the Tensor method is called: `MatMul` -> `matmul`; `LogSoftmax` sets `log_softmax`."""
         return type(self).__name__.lower()
 
-    def grad_home(self, i: int) -> np.ndarray | None:
-        """An array backward may write input i's whole grad into, or None: its optimizer's view of it.
-
-        Only in a plain backward with no observer, for an input with a home (an optimizer's step gives
-        each parameter one), no grad yet and no hooks. The home is handed out once: taking it clears it,
-        so another use of the input in this graph, a backward run by a hook inside this one, or another
-        thread makes an array of its own, and the optimizer's next step hands the view back. The engine
-        keeps the array as the input's .grad, so the step finds it in place instead of copying it there.
-        A backward that writes there must return that very array, computed exactly as it otherwise is.
-        """
-        t = self.inputs[i]
-        if t._grad_home is None or not _pass.homes_open or t._grad is not None or t._hooks:
-            return None
-        with _homes_lock:
-            home, t._grad_home = t._grad_home, None
-        if home is None or home.shape != t._data.shape or home.dtype != t._data.dtype:
-            return None  # taken meanwhile, or the tensor's .data was rebound to another shape or dtype
-        return home
-
     def release(self) -> None:
         """Drop inputs and saved arrays so the graph below is freed; a later backward raises."""
         self.inputs = None
@@ -338,8 +308,7 @@ class Tensor:
     as PyTorch does, not as numpy does (see `tinygrad_lite.dtypes`).
     """
 
-    __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "_grad_home", "name",
-                 "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "name", "__weakref__")
     __array_priority__ = 1000  # so `ndarray + Tensor` defers to Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -368,28 +337,7 @@ class Tensor:
         self._ctx: Function | None = None
         self._hooks: list | None = None
         self._retains_grad = False
-        # Where an optimizer keeps this tensor's grad (a view of its flat buffer, set by its step): a backward
-        # that starts with no grad may write the grad there once (Function.grad_home) rather than in a new array.
-        self._grad_home: np.ndarray | None = None
         self.name: str | None = None
-
-    def __getstate__(self) -> tuple[dict | None, dict[str, Any]]:
-        """What pickle and deepcopy keep: every field but the grad home, which is its optimizer's buffer."""
-        fields = {}
-        for cls in type(self).__mro__:
-            names = cls.__dict__.get("__slots__", ())
-            for name in (names,) if isinstance(names, str) else names:
-                if name not in ("__weakref__", "_grad_home") and hasattr(self, name):
-                    fields[name] = getattr(self, name)
-        return getattr(self, "__dict__", None), fields
-
-    def __setstate__(self, state: tuple[dict | None, dict[str, Any]]) -> None:
-        own, fields = state
-        self._grad_home = None
-        for name, value in fields.items():
-            object.__setattr__(self, name, value)
-        if own:
-            self.__dict__.update(own)
 
     # ---- data and grad -------------------------------------------------------------------------
 
@@ -1308,8 +1256,6 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             observer = _observe_values(observer)
         previous = _differentiating, _grad_enabled
         _set_modes(True, True)
-    outer = _pass.homes_open  # a hook may run a backward of its own inside this one
-    _pass.homes_open = not general and observer is None
     try:
         for node in reversed(order):
             g = grads.pop(id(node), None)
@@ -1348,7 +1294,6 @@ def _backprop(roots: Sequence[Tensor], seeds: Sequence[Any], retain_graph: bool,
             if not retain_graph:
                 ctx.release()
     finally:
-        _pass.homes_open = outer
         if create_graph:
             _set_modes(*previous)
     return found

@@ -260,7 +260,7 @@ class MatMul(Function):
         if a.ndim == 1:
             g2 = g2.reshape(g2.shape[:-1] + (1,) + g2.shape[-1:])
         grad_a = g2 @ _matrix_transpose(b2)
-        grad_b = _matmul_into(self.grad_home(1) if a.ndim == b.ndim == 2 else None, _matrix_transpose(a2), g2)
+        grad_b = _matrix_transpose(a2) @ g2
         if a.ndim == 1:
             grad_a = grad_a.reshape(grad_a.shape[:-2] + grad_a.shape[-1:])
         if b.ndim == 1:
@@ -295,24 +295,10 @@ class Linear(Function):
         x, weight = self.saved
         g2 = grad.reshape(-1, grad.shape[-1])
         dx = grad @ weight if self.inputs[0].requires_grad else None  # a first layer's input needs none
-        dW = _matmul_into(self.grad_home(1), g2.T, x.reshape(-1, x.shape[-1]))
+        dW = g2.T @ x.reshape(-1, x.shape[-1])
         if len(self.inputs) == 2:
             return dx, dW
-        home = self.grad_home(2)
-        if home is not None and home.dtype == g2.dtype:
-            return dx, dW, np.sum(g2, axis=0, out=home)
         return dx, dW, g2.sum(axis=0)
-
-
-def _matmul_into(home: np.ndarray | None, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b, written into `home` (Function.grad_home) when there is one and the product has its dtype.
-
-    The same BLAS call either way (numpy passes a C-contiguous `out` straight to it), so the same values;
-    it saves the step's copy of the grad into the optimizer's buffer.
-    """
-    if home is not None and np.result_type(a, b) == home.dtype:
-        return np.matmul(a, b, out=home)
-    return a @ b
 
 
 def _linear_mismatch(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> str:

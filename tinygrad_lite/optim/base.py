@@ -4,16 +4,13 @@ Each param group's parameters of one dtype live in one contiguous buffer (`_Flat
 their grads and the rule's state record, with the tensors' `.data` and `.grad` as views into them.
 A step is then one call of the update rule over the whole buffer, whichever backend runs it.
 
-The tensors know nothing of this but a grad home. At `step()` the optimizer looks at each
-parameter, as `torch.optim.Adam.step` gathers `params_with_grad`: a `.grad` that is its view is
-already in place, and a `.grad` that backward or the user put elsewhere, or a `.data` the user
-rebound, is copied in and rebound to its view, which is also (again) the parameter's grad home: the
-next backward may write a whole weight grad there once (`Function.grad_home`: linear's weight and
-bias, matmul's 2-D right operand), and after `zero_grad(set_to_none=False)` backward adds into the
-views in place, so the step has nothing to copy. Nor anything to look at: when the engine's
-`rebind_epoch` is what it was the last time every parameter's `.data` and `.grad` were their views,
-no tensor's array has been replaced since, and the step skips the per-parameter check (on 200 tensors
-it cost 14 us a step).
+The tensors know nothing of this. At `step()` the optimizer looks at each parameter, as
+`torch.optim.Adam.step` gathers `params_with_grad`: a `.grad` that is its view is already in place,
+and a `.grad` that backward or the user put elsewhere, or a `.data` the user rebound, is copied in
+and rebound to its view. After `zero_grad(set_to_none=False)` backward adds into the views in place
+and the step has nothing to copy. Nor anything to look at: when the engine's `rebind_epoch` is what it
+was the last time every parameter's `.data` and `.grad` were their views, no tensor's array has been
+replaced since, and the step skips the per-parameter check (on 200 tensors it cost 14 us a step).
 """
 
 from __future__ import annotations
@@ -239,12 +236,10 @@ class _FlatBuffer:
         """Bring rebound data and grads kept elsewhere into the buffers; which parameters have a grad (None: all).
 
         Each copied `.data` or `.grad` is then rebound to its view (same values), so backward and the next
-        step find it in place. Each grad's view is also (again) its tensor's grad home: after `zero_grad()`
-        the next backward may write a whole weight grad there once (`Function.grad_home`, linear and a
-        2-D matmul's right operand), and then nothing is copied. The views are assigned to the engine's
-        fields directly (they have the tensor's shape and dtype by construction, `check_rebound` having
-        run, and the engine stores a grad in its tensor's dtype), and the engine is told once, if anything
-        moved. This runs after every `zero_grad()`, so it is one plain loop.
+        step find it in place. The views are assigned to the engine's fields directly (they have the
+        tensor's shape and dtype by construction, `check_rebound` having run, and the engine stores a grad in
+        its tensor's dtype), and the engine is told once, if anything moved. This runs after every
+        `zero_grad()`, so it is one plain loop.
         """
         missing = moved = False
         for p, data_view, view in zip(self.params, self.param_views, self.grad_views):
@@ -260,7 +255,6 @@ class _FlatBuffer:
                 view[...] = grad
                 p._grad = view
                 moved = True
-            p._grad_home = view  # handed out once by the next backward (Function.grad_home), handed back here
         if moved:
             _tensor.note_rebind()
         return [p._grad is not None for p in self.params] if missing else None
