@@ -511,6 +511,13 @@ def _expand_reduced(grad: Value, shape: tuple[int, ...], axis, keepdims: bool) -
     return grad.reshape(tuple(1 if i in reduced else n for i, n in enumerate(shape)))
 
 
+def _spread_back(grad: Value, shape: tuple[int, ...], axis, keepdims: bool) -> Value:
+    """A sum's (or mean's) output grad broadcast back to the input's shape over the reduced axes."""
+    if axis is None and not keepdims:  # the common case of a loss: every element gets the one output grad
+        return broadcast_to(grad, shape)
+    return broadcast_to(_expand_reduced(grad, shape, axis, keepdims), shape)
+
+
 class Sum(Function):
     """sum over axis;  dx = g broadcast back over the summed axes."""
 
@@ -522,9 +529,7 @@ class Sum(Function):
 
     def backward(self, grad):
         shape, axis, keepdims = self.saved
-        if axis is None and not keepdims:  # the common case of a loss: every element gets the one output grad
-            return (broadcast_to(grad, shape),)
-        return (broadcast_to(_expand_reduced(grad, shape, axis, keepdims), shape),)
+        return (_spread_back(grad, shape, axis, keepdims),)
 
 
 class Mean(Function):
@@ -545,9 +550,7 @@ class Mean(Function):
 
     def backward(self, grad):
         shape, axis, keepdims, scale = self.saved
-        if axis is None and not keepdims:
-            return (broadcast_to(grad * scale, shape),)
-        return (broadcast_to(_expand_reduced(grad * scale, shape, axis, keepdims), shape),)
+        return (_spread_back(grad * scale, shape, axis, keepdims),)
 
 
 class Max(Function):

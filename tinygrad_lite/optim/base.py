@@ -149,16 +149,20 @@ def _layout_of(params: list[Tensor]) -> _Layout:
     """
     key = tuple(map(id, params))  # unique while the layout, which holds the tensors, lives
     layout = _layouts.get(key)
-    if layout is None or any(p._data.shape != view.shape or p._data.dtype != view.dtype
-                             for p, view in zip(params, layout.param_views)):
+    if layout is None or not all(map(_fits, params, layout.param_views)):
         layout = _layouts[key] = _Layout(params)
     return layout
 
 
+def _fits(p: Tensor, view: np.ndarray) -> bool:
+    """Whether a parameter's `.data` (perhaps rebound) still has its view's shape and dtype."""
+    return p._data.shape == view.shape and p._data.dtype == view.dtype
+
+
 def _check_fit(p: Tensor, view: np.ndarray) -> None:
     """Raise if a parameter's rebound `.data` no longer has its view's shape and dtype."""
-    data = p._data
-    if data.shape != view.shape or data.dtype != view.dtype:
+    if not _fits(p, view):
+        data = p._data
         raise ValueError(
             f"a parameter's data changed from shape {view.shape} {view.dtype} to {data.shape} {data.dtype} "
             "after it was given to the optimizer; its state no longer fits (create a new optimizer for the "
