@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from results import check_args, repo_root, table, write_section
+from results import check_args, publish, repo_root, table
 
 ROOT = repo_root()
 RUNS = int(os.environ.get("COLD_START_RUNS", "5"))
@@ -137,10 +137,7 @@ def main() -> None:
             f"Load average when the run ended: {', '.join(f'{x:.2f}' for x in os.getloadavg())}.\n\n"
             + table(["case", "import (s)", "to first step (s)", "import + first step (s)", "whole process (s)"],
                     rows))
-    if "--no-write" in sys.argv:
-        print(body)
-    else:
-        write_section("cold_start", body)
+    publish("cold_start", body)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from results import check_args, measure, table
+from results import check_args, measure, median_ratio, table
 
 ROOT = Path(__file__).resolve().parents[1]  # not put on sys.path: a worker imports its commit's copy
 STEP_CASES = [("Adam", 10**3, 1), ("Adam", 10**4, 1), ("Adam", 10**5, 1), ("Adam", 10**6, 1), ("Adam", 10**7, 1),
@@ -109,7 +109,7 @@ def main() -> None:
     for key in results[0][0]:
         a = statistics.median(r[key] for r in results[0])
         b = statistics.median(r[key] for r in results[1])
-        ratio = statistics.median(rb[key] / ra[key] for ra, rb in zip(*results))
+        ratio = median_ratio((r[key] for r in results[1]), (r[key] for r in results[0]))
         rows.append([key, f"{a:.2f}", f"{b:.2f}", f"{ratio:.2f}"])
     print(f"{commits[0]} (A) against {commits[1]} (B), {rounds} alternating rounds from {started}, "
           f"NUMBA_NUM_THREADS=OMP_NUM_THREADS={threads}, BLAS 1 thread"

@@ -24,7 +24,7 @@ import sys
 import time
 
 import numpy as np
-from results import check_args, measure, repo_root, table, write_section
+from results import check_args, measure, median_ratio, repo_root, table, write_section
 
 ROOT = repo_root()
 SIZES = [10**3, 10**4, 10**5, 10**6, 10**7]
@@ -419,11 +419,6 @@ def torch_fused_worker() -> dict:
 PAIRS = 3  # our process and torch's, alternating: this VM's memory bandwidth changes over minutes
 
 
-def per_pair(over: list[float], under: list[float]) -> float:
-    """The median over pairs of each pair's ratio, so a change of memory state between pairs falls on both sides."""
-    return statistics.median(o / u for o, u in zip(over, under))
-
-
 def state_report() -> None:
     runs = [(worker("state"), worker("torch-fused")) for _ in range(PAIRS)]
     bnb = worker("bnb")
@@ -440,9 +435,9 @@ def state_report() -> None:
                     "max": max(r[f"{dtype} step"]["max"] for r in ours)}
             rows.append([f"{n:.0e}", dtype, f"{ours[0]['bytes'][dtype]:.3f}", ns(step, n),
                          f"{step['min'] / n * 1e9:.3f}-{step['max'] / n * 1e9:.3f}",
-                         ns({"median": statistics.median(floors)}, n), f"{per_pair(steps, floors):.2f}",
-                         f"{per_pair(f32, steps):.2f}",
-                         f"{per_pair(torch_fused, steps):.2f}" if len(torch_fused) == PAIRS else "n/a",
+                         ns({"median": statistics.median(floors)}, n), f"{median_ratio(steps, floors):.2f}",
+                         f"{median_ratio(f32, steps):.2f}",
+                         f"{median_ratio(torch_fused, steps):.2f}" if len(torch_fused) == PAIRS else "n/a",
                          f"{adam8bit['median'] / step['median']:.1f}" if adam8bit and dtype == "int8" else ""])
     header = ["n", "state", "state bytes/param", "Adam step", "min-max", "floor", "step / floor",
               "float32 / step", "torch fused / step", "bnb Adam8bit / step"]

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from results import check_args, repo_root, table, write_section
+from results import check_args, publish, repo_root, table
 from train_step import MODELS, environment, tinygrad_step, torch_step
 
 ROOT = repo_root()
@@ -149,10 +149,7 @@ def main() -> None:
         "",
         table(header, rows),
     ])
-    if "--no-write" in sys.argv:
-        print(body)
-    else:
-        write_section("paired_step", body, command)
+    publish("paired_step", body, command)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -93,6 +93,23 @@ def write_section(name: str, body: str, command: str | None = None) -> None:
         text = text.rstrip() + "\n\n" + section + "\n"
     RESULTS.write_text(text)
     print(section)
+
+
+def publish(name: str, body: str, command: str | None = None) -> None:
+    """With `--no-write`, print `body`; otherwise make it the script's section of RESULTS.md (`write_section`)."""
+    if "--no-write" in sys.argv:
+        print(body)
+    else:
+        write_section(name, body, command)
+
+
+def median_ratio(over: Iterable[float], under: Iterable[float]) -> float:
+    """The median of the pairwise ratios over[i] / under[i].
+
+    Each pair was measured side by side (one round, or a pair of processes), so dividing before taking the
+    median puts a slow spell of this shared machine on both sides of every ratio.
+    """
+    return statistics.median(o / u for o, u in zip(over, under))
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-from results import check_args, repo_root, table, write_section
+from results import check_args, publish, repo_root, table
 
 repo_root()  # puts this checkout's tinygrad_lite first on sys.path
 
@@ -70,10 +69,7 @@ def main() -> None:
             f"{REPEATS} runs. Load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load_before)}; "
             f"after: {', '.join(f'{x:.2f}' for x in load_after)}.\n\n"
             + table(["mode", "seconds (median)", "min", "max", "trials per minute", "speed-up vs 1 worker"], rows))
-    if "--no-write" in sys.argv:
-        print(body)
-    else:
-        write_section("sweep_throughput", body)
+    publish("sweep_throughput", body)
 
 
 if __name__ == "__main__":

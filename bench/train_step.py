@@ -36,7 +36,7 @@ import sys
 import time
 
 import numpy as np
-from results import check_args, measure, repo_root, table, write_section
+from results import check_args, measure, median_ratio, publish, repo_root, table
 
 ROOT = repo_root()
 MODELS = {"toy": ([2, 16, 16, 1], 100), "mlp": ([784, 128, 10], 64), "wide": ([1024, 1024, 1024, 10], 256),
@@ -260,8 +260,8 @@ def main() -> None:
     def ratio(mode, over, under, name):
         """The median over rounds of each round's ratio: processes of one round ran seconds apart, so a
         shared machine's slow spells (minutes long here) fall on both sides of a ratio."""
-        pairs = list(zip(runs[(mode, over)], runs[(mode, under)]))
-        return f"{statistics.median(a[name]['median'] / b[name]['median'] for a, b in pairs):.2f}" if pairs else "n/a"
+        above, below = ([r[name]["median"] for r in runs[(mode, kind)]] for kind in (over, under))
+        return f"{median_ratio(above, below):.2f}" if above and below else "n/a"
 
     rows = []
     for name, (sizes, batch) in MODELS.items():
@@ -306,10 +306,7 @@ def main() -> None:
         "",
         table(busy_header, busy_rows),
     ])
-    if "--no-write" in sys.argv:
-        print(body)
-    else:
-        write_section("train_step", body)
+    publish("train_step", body)
 
 
 if __name__ == "__main__":
