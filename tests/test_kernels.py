@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_lite import Tensor, optim
+from tinygrad_lite import Tensor, ops, optim
 from tinygrad_lite.optim import functional, kernels
 
 ROOT = Path(__file__).parents[1]
@@ -248,6 +248,93 @@ def run_python(code, **env):
 def test_import_does_not_load_numba():
     out = run_python("import sys, tinygrad_lite; print(sorted(m for m in sys.modules if m.startswith('numba')))")
     assert out.stdout.strip() == "[]"
+
+
+def test_relu_and_the_numpy_backend_do_not_load_numba():
+    code = ("import sys, numpy as np\nfrom tinygrad_lite import Tensor, nn, optim\n"
+            "model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))\n"
+            "opt = optim.Adam(model.parameters(), backend='numpy')\n"
+            "for _ in range(2):\n"
+            "    opt.zero_grad(); model(Tensor(np.ones((2, 3), np.float32))).sum().backward(); opt.step()\n"
+            "print(sorted(m for m in sys.modules if m.startswith('numba')))")
+    assert run_python(code).stdout.strip() == "[]"
+
+
+# ---- the engine's ReLU -------------------------------------------------------------------------
+
+SPECIAL = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 1e-310, -1e-310, 2.0, -3.0]
+
+
+def bits(a):
+    return np.ascontiguousarray(a).view(np.uint8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (64, 512), (3, 5, 2)])
+def test_relu_kernels_give_numpy_bits(dtype, shape):
+    rng = np.random.default_rng(len(shape))
+    x, grad = (rng.normal(size=shape).astype(dtype) for _ in range(2))
+    flat_x, flat_grad = x.reshape(-1), grad.reshape(-1)
+    flat_x[:len(SPECIAL)] = SPECIAL[:flat_x.size]
+    flat_grad[:len(SPECIAL)] = SPECIAL[::-1][:flat_grad.size]  # inf and nan grads meet masked entries too
+    out, positive = kernels.relu_forward(x)
+    assert out.dtype == x.dtype and out.shape == x.shape and positive.dtype == np.bool_
+    np.testing.assert_array_equal(bits(out), bits(np.maximum(x, 0)))
+    np.testing.assert_array_equal(positive, x > 0)
+    with np.errstate(invalid="ignore"):
+        expected = grad * positive
+    np.testing.assert_array_equal(bits(kernels.relu_backward(grad, positive)), bits(expected))
+
+
+def relu_values(x, grad, create_graph=False):
+    import tinygrad_lite
+
+    t = Tensor(x, requires_grad=True)
+    out = t.relu()
+    (dx,) = tinygrad_lite.grad(out, [t], grad, create_graph=create_graph)
+    return out.data, dx.data
+
+
+def relu_input(dtype, shape, seed):
+    x = np.random.default_rng(seed).normal(size=shape).astype(dtype)
+    x.reshape(-1)[:len(SPECIAL)] = SPECIAL
+    return x
+
+
+RELU_INPUTS = {
+    "float32": relu_input(np.float32, (64, 512), 1),
+    "float64": relu_input(np.float64, (9, 5), 2),
+    "transposed": relu_input(np.float32, (40, 30), 3).T,  # not C-contiguous: numpy's passes
+}
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("name", RELU_INPUTS)
+def test_relu_gives_the_same_bits_with_and_without_its_kernels(name, create_graph, monkeypatch):
+    x = RELU_INPUTS[name]
+    grad = np.linspace(-2, 2, x.size).reshape(x.shape).astype(x.dtype)
+    calls = []
+    forward, backward = ops._relu_kernels
+    monkeypatch.setattr(ops, "_relu_kernels", (lambda *a: calls.append("forward") or forward(*a),
+                                               lambda *a: calls.append("backward") or backward(*a)))
+    with np.errstate(over="ignore"):
+        ours = relu_values(x, grad, create_graph)
+        monkeypatch.setattr(ops, "_relu_kernels", None)
+        reference = relu_values(x, grad, create_graph)
+    for a, b in zip(ours, reference):
+        np.testing.assert_array_equal(bits(a), bits(b))
+    contiguous = x.flags.c_contiguous
+    assert calls == ["forward"] * contiguous + ["backward"] * (contiguous and not create_graph)
+
+
+def test_a_mask_from_numpys_forward_feeds_the_backward_kernel(monkeypatch):
+    x = RELU_INPUTS["float32"]
+    t = Tensor(x, requires_grad=True)
+    monkeypatch.setattr(ops, "_relu_kernels", None)
+    out = t.relu()  # a first step runs before the optimizer loads Numba
+    monkeypatch.undo()
+    out.sum().backward()
+    np.testing.assert_array_equal(t.grad, (x > 0).astype(np.float32))
 
 
 STEP = ("import numpy as np\nfrom tinygrad_lite import Tensor, optim\n"

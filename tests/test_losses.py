@@ -187,3 +187,36 @@ def test_labels_refilled_between_forward_and_backward_do_not_change_the_gradient
     labels[:] = 0  # a data loader reusing its batch array
     loss.backward()
     np.testing.assert_array_equal(y.grad, x.grad)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("logits,labels", [(LOGITS, LABELS), (LOGITS_3D, LABELS_3D), (LOGITS[0], np.array(2))],
+                         ids=["2d", "3d", "1d"])
+def test_nll_loss_is_one_node_with_the_bits_of_pick_negate_reduce(logits, labels, reduction):
+    import tinygrad_lite
+
+    log_probs = Tensor(logits.astype(np.float32), requires_grad=True).log_softmax(axis=0 if logits.ndim == 1 else 1)
+    loss = F.nll_loss(log_probs, labels, reduction=reduction)
+    assert loss.grad_fn.name == "nll_loss" and loss.grad_fn.inputs[0] is log_probs
+    index = F._pick_index(log_probs, labels)
+    composed = -log_probs[index]
+    composed = {"mean": composed.mean, "sum": composed.sum, "none": lambda: composed}[reduction]()
+    seed = np.linspace(0.5, 2, loss.data.size).reshape(loss.shape).astype(np.float32)
+    (theirs,) = tinygrad_lite.grad(composed, [log_probs], seed, retain_graph=True)
+    (ours,) = tinygrad_lite.grad(loss, [log_probs], seed)
+    np.testing.assert_array_equal(loss.data, composed.data)
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    assert gradcheck(lambda a: F.nll_loss(a, labels, reduction=reduction), Tensor(logits, requires_grad=True))
+
+
+def test_cross_entropy_second_derivative_through_nll_loss_is_the_softmax_hessian():
+    import tinygrad_lite
+
+    x = Tensor(LOGITS, requires_grad=True)
+    (dx,) = tinygrad_lite.grad(F.cross_entropy(x, LABELS, reduction="sum"), [x], create_graph=True)
+    v = RNG.normal(size=LOGITS.shape)
+    (hv,) = tinygrad_lite.grad((dx * Tensor(v)).sum(), [x])
+    # d/dx of softmax(x) - onehot(y), row by row: (diag(p) - p p^T) v.
+    p = np.exp(LOGITS - LOGITS.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(hv.data, p * v - p * (p * v).sum(axis=1, keepdims=True), rtol=1e-10, atol=1e-12)

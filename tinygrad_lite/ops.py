@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -456,15 +457,44 @@ def _softplus_array(x: np.ndarray) -> np.ndarray:
 
 
 class Relu(Function):
-    """max(x, 0);  dx = g where x > 0, else 0."""
+    """max(x, 0);  dx = g where x > 0, else 0 (g times the mask, so an inf or nan g gives nan there).
+
+    Once the numba backend has loaded Numba, one-pass kernels replace numpy's two passes each way on
+    contiguous float arrays, with the same bits (`optim.kernels.relu_forward`; `use_relu_kernels`).
+    """
 
     def forward(self, x):
-        self.save_for_backward(x > 0)
-        return np.maximum(x, 0)
+        if _relu_kernels is not None and _kernel_ready(x):
+            out, positive = _relu_kernels[0](x)
+        else:
+            out, positive = np.maximum(x, 0), x > 0
+        self.save_for_backward(positive)
+        return out
 
     def backward(self, grad):
         (positive,) = self.saved
+        if _relu_kernels is not None and isinstance(grad, np.ndarray) and _kernel_ready(grad) \
+                and positive.flags.c_contiguous:
+            return (_relu_kernels[1](grad, positive),)
         return (grad * positive,)
+
+
+# ReLU's Numba kernels (forward, backward), handed over by tinygrad_lite.optim.kernels when it loads: importing
+# Numba here would cost every process its 0.2-0.4 s start, the numpy backend's too.
+_relu_kernels: tuple[Callable, Callable] | None = None
+
+
+def use_relu_kernels(forward: Callable, backward: Callable) -> None:
+    """Make Relu run `forward(x) -> (out, mask)` and `backward(grad, mask) -> dx` on contiguous float arrays."""
+    global _relu_kernels
+    _relu_kernels = forward, backward
+
+
+def _kernel_ready(x: np.ndarray) -> bool:
+    return x.dtype in _KERNEL_DTYPES and x.flags.c_contiguous
+
+
+_KERNEL_DTYPES = (np.float32, np.float64)
 
 
 class LeakyRelu(Function):
@@ -543,14 +573,46 @@ class Mean(Function):
         if axis is not None:
             axis = check_axis("mean", axis, x.shape)
         total = x.sum(axis=axis, keepdims=keepdims)
-        count = x.size // max(np.size(total), 1)
-        scale = x.dtype.type(1 / count if count else float("nan"))
+        scale = _reciprocal_count(x.size // max(np.size(total), 1), x.dtype)
         self.save_for_backward(x.shape, axis, keepdims, scale)
         return total * scale
 
     def backward(self, grad):
         shape, axis, keepdims, scale = self.saved
         return (_spread_back(grad * scale, shape, axis, keepdims),)
+
+
+def _reciprocal_count(count: int, dtype: np.dtype) -> np.generic:
+    """1/count in `dtype`, the factor a mean over `count` values applies to their sum: nan when there are none."""
+    return dtype.type(1 / count if count else float("nan"))
+
+
+class NllLoss(Function):
+    """-x[index] reduced by 'mean', 'sum' or 'none': the negative log-likelihood of the picked target classes.
+
+    One node for the pick, negation and reduction that nll_loss and cross_entropy apply to log-probabilities,
+    as PyTorch's nll_loss is one, with the values those three ops give. `index` picks each example's entry
+    once, so dx is zeros with -g (times 1/n for 'mean') assigned at index.
+    """
+
+    name = "nll_loss"
+
+    def forward(self, x, index, reduction):
+        loss = -x[index]
+        scale = _reciprocal_count(np.size(loss), x.dtype) if reduction == "mean" else None
+        self.save_for_backward(x.shape, x.dtype, index, np.shape(loss), scale)
+        if reduction == "none":
+            return loss
+        return loss.sum() if scale is None else loss.sum() * scale
+
+    def backward(self, grad):
+        shape, dtype, index, picked_shape, scale = self.saved
+        picked_grad = broadcast_to(-(grad if scale is None else grad * scale), picked_shape)
+        if isinstance(picked_grad, Tensor):
+            return (scatter_add(picked_grad, shape, dtype, index),)
+        out = np.zeros(shape, dtype=dtype)
+        out[index] = picked_grad  # no entry is picked twice, so numpy's assignment does what np.add.at would
+        return (out,)
 
 
 class Max(Function):

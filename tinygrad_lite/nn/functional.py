@@ -333,14 +333,15 @@ def _class_weight(name: str, weight: Any, input: Tensor) -> np.ndarray | None:
     return array.astype(input.dtype)
 
 
-def _pick(input: Tensor, labels: np.ndarray) -> Tensor:
-    """input[n, labels[n, ...], ...]: each position's entry of its target class (dim 1, or dim 0 for 1-D input)."""
+def _pick_index(input: Tensor, labels: np.ndarray) -> Any:
+    """The index of input[n, labels[n, ...], ...]: each position's entry of its target class (dim 1, or dim 0 for
+    1-D input). It picks no entry twice."""
     if input.ndim == 1:
-        return input[labels]
+        return labels
     if input.ndim == 2:
-        return input[np.arange(labels.shape[0]), labels]
+        return np.arange(labels.shape[0]), labels
     grids = np.indices(labels.shape, sparse=True)
-    return input[(grids[0], labels, *grids[1:])]
+    return (grids[0], labels, *grids[1:])
 
 
 def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
@@ -354,9 +355,10 @@ def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int =
 
 def _nll(log_probs: Tensor, labels: np.ndarray, keep: np.ndarray | None, weight: np.ndarray | None,
          reduction: str) -> Tensor:
-    picked = _pick(log_probs, labels)
+    index = _pick_index(log_probs, labels)
     if weight is None and (keep is None or keep.all()):
-        return _reduce(-picked, reduction)
+        return ops.NllLoss.apply(log_probs, index=index, reduction=reduction)
+    picked = log_probs[index]
     keep = np.ones(labels.shape, bool) if keep is None else keep
     scale = keep.astype(log_probs.dtype) if weight is None else weight[labels] * keep
     loss = -picked * scale
