@@ -254,6 +254,7 @@ def test_relu_and_the_numpy_backend_do_not_load_numba():
     code = ("import sys, numpy as np\nfrom tinygrad_lite import Tensor, nn, optim\n"
             "model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))\n"
             "opt = optim.Adam(model.parameters(), backend='numpy')\n"
+            "assert optim.implementation('adam', 'numpy') is optim.functional.adam\n"
             "for _ in range(2):\n"
             "    opt.zero_grad(); model(Tensor(np.ones((2, 3), np.float32))).sum().backward(); opt.step()\n"
             "print(sorted(m for m in sys.modules if m.startswith('numba')))")
@@ -325,6 +326,23 @@ def test_relu_gives_the_same_bits_with_and_without_its_kernels(name, create_grap
         np.testing.assert_array_equal(bits(a), bits(b))
     contiguous = x.flags.c_contiguous
     assert calls == ["forward"] * contiguous + ["backward"] * (contiguous and not create_graph)
+
+
+def test_implementation_names_the_backends_function():
+    assert optim.implementation("rmsprop", "numpy") is functional.rmsprop
+    assert optim.implementation("rmsprop", "numba") is kernels.rmsprop
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda: kernels.relu_forward(np.ones((3, 4), np.float32).T), "C-contiguous float32 or float64"),
+    (lambda: kernels.relu_forward(np.ones(3, np.float16)), "relu_forward: x must be"),
+    (lambda: kernels.relu_backward(np.ones(8, np.float32), np.ones(2, bool)), "of grad's shape (8,)"),
+    (lambda: kernels.relu_backward(np.ones(8, np.float32), np.ones(8, np.float32)), "bool array"),
+])
+def test_the_relu_kernels_refuse_what_they_cannot_run(call, fragment):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert fragment in str(info.value)
 
 
 def test_a_mask_from_numpys_forward_feeds_the_backward_kernel(monkeypatch):

@@ -209,6 +209,16 @@ def test_nll_loss_is_one_node_with_the_bits_of_pick_negate_reduce(logits, labels
     assert gradcheck(lambda a: F.nll_loss(a, labels, reduction=reduction), Tensor(logits, requires_grad=True))
 
 
+def test_a_zero_grad_reaching_nll_loss_gives_torchs_signed_zeros():
+    torch = pytest.importorskip("torch")
+    x = Tensor(LOGITS, requires_grad=True)
+    (F.cross_entropy(x, LABELS, reduction="none") * Tensor(np.zeros(len(LABELS)))).sum().backward()
+    theirs = torch.tensor(LOGITS, requires_grad=True)
+    (torch.nn.functional.cross_entropy(theirs, torch.from_numpy(LABELS), reduction="none") * 0.0).sum().backward()
+    np.testing.assert_array_equal(np.signbit(x.grad), np.signbit(theirs.grad.numpy()))
+    assert np.signbit(x.grad[np.arange(len(LABELS)), LABELS]).all()  # -0.0 where each label picked
+
+
 def test_cross_entropy_second_derivative_through_nll_loss_is_the_softmax_hessian():
     import tinygrad_lite
 

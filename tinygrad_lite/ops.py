@@ -459,8 +459,8 @@ def _softplus_array(x: np.ndarray) -> np.ndarray:
 class Relu(Function):
     """max(x, 0);  dx = g where x > 0, else 0 (g times the mask, so an inf or nan g gives nan there).
 
-    Once the numba backend has loaded Numba, one-pass kernels replace numpy's two passes each way on
-    contiguous float arrays, with the same bits (`optim.kernels.relu_forward`; `use_relu_kernels`).
+    Once `optim.kernels` is loaded (the numba backend loads it), one-pass kernels replace numpy's two passes
+    each way on contiguous float arrays, with the same bits (`optim.kernels.relu_forward`; `use_relu_kernels`).
     """
 
     def forward(self, x):
@@ -592,7 +592,8 @@ class NllLoss(Function):
 
     One node for the pick, negation and reduction that nll_loss and cross_entropy apply to log-probabilities,
     as PyTorch's nll_loss is one, with the values those three ops give. `index` picks each example's entry
-    once, so dx is zeros with -g (times 1/n for 'mean') assigned at index.
+    once, so dx is zeros with -g (times 1/n for 'mean') assigned at index: a zero g gives -0.0 there, as in
+    PyTorch (the composition's np.add.at gave 0.0 + -0.0 = 0.0).
     """
 
     name = "nll_loss"

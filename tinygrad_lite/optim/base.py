@@ -43,9 +43,13 @@ def _check_backend(backend: str) -> None:
 def implementation(rule: str, backend: str) -> Callable[..., None]:
     """The public function that applies update `rule` for `backend`: the numpy reference or the fused kernel."""
     _check_backend(backend)
-    from tinygrad_lite.optim import functional, kernels
+    if backend == "numpy":
+        from tinygrad_lite.optim import functional
 
-    return getattr(functional if backend == "numpy" else kernels, rule)
+        return getattr(functional, rule)
+    from tinygrad_lite.optim import kernels  # Numba loads only for the numba backend
+
+    return getattr(kernels, rule)
 
 
 def bind(rule: str, backend: str, arrays: list[np.ndarray]) -> Callable[..., None]:

@@ -948,7 +948,8 @@ def nadam(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: 
 # the scalar operand: 13 us on a 64x512 float32 batch, where a copy takes 3), backward `grad * mask`, which
 # converts the mask to floats on the way. These loops do the same arithmetic in one pass each. ops never imports
 # Numba (the numpy backend starts without it), so this module hands them to ops when it loads; from then on Relu
-# runs them on C-contiguous float32 and float64 arrays. No fast-math, so the bits are numpy's.
+# runs them on C-contiguous float32 and float64 arrays. No fast-math, so the bits are numpy's; unlike numpy they
+# raise no floating-point warning (np.errstate) where an inf grad meets the mask, and give the same nan.
 
 _EXACT = dict(error_model="numpy", nogil=True, boundscheck=False)
 
@@ -978,21 +979,43 @@ def _relu_entries(dtype: np.dtype) -> tuple[Callable, Callable, np.generic, np.g
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(np.maximum(x, 0), x > 0) in one pass, for a C-contiguous float32 or float64 array."""
+    _check_relu("relu_forward: x", x)
+    return _relu_forward_unchecked(x)
+
+
+def relu_backward(grad: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """grad * positive in one pass, for a C-contiguous float32 or float64 grad and a C-contiguous mask of its shape."""
+    _check_relu("relu_backward: grad", grad)
+    if not (isinstance(positive, np.ndarray) and positive.dtype == np.bool_ and positive.shape == grad.shape
+            and positive.flags.c_contiguous):
+        raise ValueError(f"relu_backward: positive must be a C-contiguous bool array of grad's shape {grad.shape}, "
+                         f"got {type(positive).__name__} {getattr(positive, 'dtype', '')} "
+                         f"{getattr(positive, 'shape', '')}")
+    return _relu_backward_unchecked(grad, positive)
+
+
+def _check_relu(name: str, x: np.ndarray) -> None:
+    if not (isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64) and x.flags.c_contiguous):
+        raise ValueError(f"{name} must be a C-contiguous float32 or float64 numpy array, got {type(x).__name__} "
+                         f"{getattr(x, 'dtype', '')} (ops.Relu runs numpy's passes on anything else)")
+
+
+# What ops.Relu calls, having checked the arrays itself: on a small batch the checks cost as much as the loop.
+def _relu_forward_unchecked(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     forward, _, _, zero = _relu_entries(x.dtype)
     out, positive = np.empty_like(x), np.empty(x.shape, np.bool_)
     forward(x.reshape(-1), out.reshape(-1), positive.reshape(-1), zero)
     return out, positive
 
 
-def relu_backward(grad: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """grad * positive in one pass, for a C-contiguous float32 or float64 grad and a C-contiguous mask of its shape."""
+def _relu_backward_unchecked(grad: np.ndarray, positive: np.ndarray) -> np.ndarray:
     _, backward, one, zero = _relu_entries(grad.dtype)
     out = np.empty_like(grad)
     backward(grad.reshape(-1), positive.reshape(-1), out.reshape(-1), one, zero)
     return out
 
 
-ops.use_relu_kernels(relu_forward, relu_backward)
+ops.use_relu_kernels(_relu_forward_unchecked, _relu_backward_unchecked)
 
 # =================================================================================================
 # ---- low-bit state: bfloat16 words and block-wise int8 codes (issue 15; references in lowbit.py) ----
