@@ -217,6 +217,12 @@ def test_a_zero_grad_reaching_nll_loss_gives_torchs_signed_zeros():
     (torch.nn.functional.cross_entropy(theirs, torch.from_numpy(LABELS), reduction="none") * 0.0).sum().backward()
     np.testing.assert_array_equal(np.signbit(x.grad), np.signbit(theirs.grad.numpy()))
     assert np.signbit(x.grad[np.arange(len(LABELS)), LABELS]).all()  # -0.0 where each label picked
+    import tinygrad_lite  # and the same zeros from a backward that records its graph
+
+    y = Tensor(LOGITS, requires_grad=True)
+    loss = (F.cross_entropy(y, LABELS, reduction="none") * Tensor(np.zeros(len(LABELS)))).sum()
+    (dy,) = tinygrad_lite.grad(loss, [y], create_graph=True)
+    np.testing.assert_array_equal(np.signbit(dy.data), np.signbit(theirs.grad.numpy()))
 
 
 def test_cross_entropy_second_derivative_through_nll_loss_is_the_softmax_hessian():

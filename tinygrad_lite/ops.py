@@ -94,12 +94,16 @@ def broadcast_to(x: Value, shape: tuple[int, ...]) -> Value:
     return np.full(shape, x, dtype=x.dtype) if x.ndim == 0 else np.broadcast_to(x, shape)
 
 
-def scatter_add(grad: Value, shape: tuple[int, ...], dtype: np.dtype, index: Any) -> Value:
-    """Zeros of `shape` with `grad` added at `index` (twice where the index repeats): what x[index] undoes."""
+def scatter_add(grad: Value, shape: tuple[int, ...], dtype: np.dtype, index: Any, unique: bool = False) -> Value:
+    """Zeros of `shape` with `grad` added at `index` (twice where the index repeats): what x[index] undoes.
+
+    `unique=True` promises that `index` picks no element twice, as a basic index never does: the grad is then
+    assigned, not added with np.add.at, which is faster and keeps a -0.0 grad's sign (0.0 + -0.0 is 0.0).
+    """
     if isinstance(grad, Tensor):
-        return ScatterAdd.apply(grad, shape=shape, dtype=dtype, index=index)
+        return ScatterAdd.apply(grad, shape=shape, dtype=dtype, index=index, unique=unique)
     out = np.zeros(shape, dtype=dtype)
-    if _is_basic_index(index):
+    if unique or _is_basic_index(index):
         out[index] = grad
     else:
         np.add.at(out, index, grad)  # an integer array may pick the same element twice
@@ -491,6 +495,7 @@ def use_relu_kernels(forward: Callable, backward: Callable) -> None:
 
 
 def _kernel_ready(x: np.ndarray) -> bool:
+    """Whether Relu's kernels take the array x: C-contiguous float32 or float64 (kernels.relu_forward checks it too)."""
     return x.dtype in _KERNEL_DTYPES and x.flags.c_contiguous
 
 
@@ -592,8 +597,8 @@ class NllLoss(Function):
 
     One node for the pick, negation and reduction that nll_loss and cross_entropy apply to log-probabilities,
     as PyTorch's nll_loss is one, with the values those three ops give. `index` picks each example's entry
-    once, so dx is zeros with -g (times 1/n for 'mean') assigned at index: a zero g gives -0.0 there, as in
-    PyTorch (the composition's np.add.at gave 0.0 + -0.0 = 0.0).
+    once, so dx is zeros with -g (times 1/n for 'mean') assigned at index (`scatter_add(..., unique=True)`): a
+    zero g gives -0.0 there, as in PyTorch (the composition's np.add.at gave 0.0 + -0.0 = 0.0).
     """
 
     name = "nll_loss"
@@ -609,11 +614,7 @@ class NllLoss(Function):
     def backward(self, grad):
         shape, dtype, index, picked_shape, scale = self.saved
         picked_grad = broadcast_to(-(grad if scale is None else grad * scale), picked_shape)
-        if isinstance(picked_grad, Tensor):
-            return (scatter_add(picked_grad, shape, dtype, index),)
-        out = np.zeros(shape, dtype=dtype)
-        out[index] = picked_grad  # no entry is picked twice, so numpy's assignment does what np.add.at would
-        return (out,)
+        return (scatter_add(picked_grad, shape, dtype, index, unique=True),)
 
 
 class Max(Function):
@@ -737,9 +738,9 @@ class ScatterAdd(Function):
 
     name = "scatter_add"
 
-    def forward(self, grad, shape, dtype, index):
+    def forward(self, grad, shape, dtype, index, unique=False):
         self.save_for_backward(index)
-        return scatter_add(grad, shape, dtype, index)
+        return scatter_add(grad, shape, dtype, index, unique)
 
     def backward(self, grad):
         (index,) = self.saved

@@ -995,7 +995,7 @@ def relu_backward(grad: np.ndarray, positive: np.ndarray) -> np.ndarray:
 
 
 def _check_relu(name: str, x: np.ndarray) -> None:
-    if not (isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64) and x.flags.c_contiguous):
+    if not (isinstance(x, np.ndarray) and ops._kernel_ready(x)):
         raise ValueError(f"{name} must be a C-contiguous float32 or float64 numpy array, got {type(x).__name__} "
                          f"{getattr(x, 'dtype', '')} (ops.Relu runs numpy's passes on anything else)")
 
